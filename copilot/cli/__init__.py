@@ -1,0 +1,5 @@
+"""The `speedcopilot` command (filled in by the CLI modules)."""
+
+
+def main() -> int:
+    return 0
