@@ -1,5 +1,57 @@
-"""The `speedcopilot` command (filled in by the CLI modules)."""
+"""The `speedcopilot` command.
+
+One module per command group lives in this package; each exposes `add_parser(subparsers)` which registers its
+sub-command(s) and sets `func` (called with the parsed args, returns an exit code). Modules are discovered, so
+adding a command never edits this file. Heavy imports (textual, openai, git) happen inside `func`, not at import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from typing import Sequence
+
+from copilot import __version__
+from copilot.core.errors import SpeedcopilotError
 
 
-def main() -> int:
-    return 0
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="speedcopilot",
+        description="A terminal co-pilot for human-AI ML speedrunning.",
+    )
+    parser.add_argument("--version", action="version", version=f"speedcopilot {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show stack traces on errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if module_info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        add_parser = getattr(module, "add_parser", None)
+        if add_parser is not None:
+            add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except SpeedcopilotError as exc:
+        if args.debug:
+            raise
+        print(f"speedcopilot: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("speedcopilot: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
