@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,6 +151,7 @@ class EventLog:
         self._fd: int | None = None
         self._seq = 0
         self._listeners: list[Listener] = []
+        self._write_lock = threading.RLock()  # listeners run inside it, so they see events in seq order
 
     # -- lifecycle -------------------------------------------------------------------------
     def open(self) -> ReadResult:
@@ -196,13 +198,14 @@ class EventLog:
         if self._fd is None:
             raise RuntimeError("event log is not open")
         _check_no_secrets(data)
-        self._seq += 1
-        event = Event(seq=self._seq, t=self._clock(), type=type, data=data)
-        payload = (event.to_json() + "\n").encode("utf-8")
-        os.write(self._fd, payload)
-        os.fsync(self._fd)
-        for listener in list(self._listeners):
-            listener(event)
+        with self._write_lock:
+            self._seq += 1
+            event = Event(seq=self._seq, t=self._clock(), type=type, data=data)
+            payload = (event.to_json() + "\n").encode("utf-8")
+            os.write(self._fd, payload)
+            os.fsync(self._fd)
+            for listener in list(self._listeners):
+                listener(event)
         return event
 
     def _truncate_torn_tail(self) -> None:

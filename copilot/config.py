@@ -1,0 +1,205 @@
+"""Settings: defaults < user config (TOML) < ./speedcopilot.toml < environment < command-line flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import platformdirs
+import tomli_w
+
+from copilot.core.errors import ConfigError
+
+APP_NAME = "speedcopilot"
+PROJECT_CONFIG = "speedcopilot.toml"
+SECRET_FIELDS = frozenset({"api_key"})
+
+# USD per 1M tokens (input, output). Users extend or override this table in their config under [prices].
+DEFAULT_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "o3-mini": (1.10, 4.40),
+    "o4-mini": (1.10, 4.40),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    track: str = "auto"  # auto | micro | nanogpt
+    provider: str = "auto"  # auto (openai when a key is set, else oracle) | openai | oracle
+    model: str = "gpt-4o-mini"
+    base_url: str | None = None
+    api_key: str | None = None
+    request_timeout_s: float = 120.0
+    request_deadline_s: float = 600.0
+    max_retries: int = 3
+    edit_retries: int = 2
+    hint_levels: tuple[int, ...] = ()
+    session_dir: Path = Path("sessions")
+    data_dir: Path | None = None  # None: platform cache dir
+    cache_dir: Path | None = None  # None: platform cache dir
+    runner: str = "local"  # local | ssh://[user@]host[:port]/path
+    gpus: int | None = None
+    hang_timeout_s: float = 300.0
+    run_timeout_s: float | None = None
+    theme: str = "speedcopilot-dark"
+    participant: str | None = None
+    hints_dir: Path | None = None
+    prices: Mapping[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+    sources: tuple[str, ...] = ()  # where values came from, for `config show`
+
+    def resolved_cache_dir(self) -> Path:
+        return self.cache_dir or Path(platformdirs.user_cache_dir(APP_NAME))
+
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir or self.resolved_cache_dir() / "data"
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain values, with secrets masked."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRET_FIELDS and value:
+                value = mask_secret(str(value))
+            elif isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, Mapping):
+                value = {k: list(v) for k, v in value.items()}
+            out[f.name] = value
+        out["resolved_data_dir"] = str(self.resolved_data_dir())
+        out["resolved_cache_dir"] = str(self.resolved_cache_dir())
+        return out
+
+
+def mask_secret(value: str) -> str:
+    return "****" if len(value) < 12 else f"{value[:3]}…{value[-4:]}"
+
+
+def user_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+_ENV_MAP = {
+    "OPENAI_API_KEY": "api_key",
+    "OPENAI_BASE_URL": "base_url",
+    "SPEEDCOPILOT_API_KEY": "api_key",
+    "SPEEDCOPILOT_BASE_URL": "base_url",
+    "SPEEDCOPILOT_MODEL": "model",
+    "SPEEDCOPILOT_PROVIDER": "provider",
+    "SPEEDCOPILOT_TRACK": "track",
+    "SPEEDCOPILOT_SESSION_DIR": "session_dir",
+    "SPEEDCOPILOT_DATA_DIR": "data_dir",
+    "SPEEDCOPILOT_CACHE_DIR": "cache_dir",
+    "SPEEDCOPILOT_RUNNER": "runner",
+    "SPEEDCOPILOT_GPUS": "gpus",
+    "SPEEDCOPILOT_HANG_TIMEOUT_S": "hang_timeout_s",
+    "SPEEDCOPILOT_RUN_TIMEOUT_S": "run_timeout_s",
+    "SPEEDCOPILOT_THEME": "theme",
+    "SPEEDCOPILOT_HINTS": "hint_levels",
+    "SPEEDCOPILOT_HINTS_DIR": "hints_dir",
+    "SPEEDCOPILOT_PARTICIPANT": "participant",
+}
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Merge every layer; flags whose value is None are ignored."""
+    env = os.environ if env is None else env
+    cwd = cwd or Path.cwd()
+    values: dict[str, Any] = {}
+    sources: list[str] = ["defaults"]
+    for path in (user_config_path(), cwd / PROJECT_CONFIG):
+        if path.is_file():
+            values.update(_read_toml(path))
+            sources.append(str(path))
+    env_values = {_ENV_MAP[k]: v for k, v in env.items() if k in _ENV_MAP and v != ""}
+    if env_values:
+        values.update(env_values)
+        sources.append("environment")
+    flag_values = {k: v for k, v in (flags or {}).items() if v is not None}
+    if flag_values:
+        values.update(flag_values)
+        sources.append("flags")
+    return _build(values, tuple(sources))
+
+
+def save_user_setting(key: str, value: Any) -> Path:
+    """Persist one setting (e.g. the theme chosen in the app) in the user config file."""
+    if key in SECRET_FIELDS:
+        raise ConfigError("refusing to write a secret into the config file; use OPENAI_API_KEY instead")
+    path = user_config_path()
+    current = _read_raw_toml(path) if path.is_file() else {}
+    current[key] = str(value) if isinstance(value, Path) else value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(tomli_w.dumps(current))
+    return path
+
+
+def _read_raw_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}); fix or delete it") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    raw = _read_raw_toml(path)
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(set(raw) - known - {"prices"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    if "prices" in raw:
+        merged = dict(DEFAULT_PRICES)
+        for model, pair in raw["prices"].items():
+            if not (isinstance(pair, list) and len(pair) == 2):
+                raise ConfigError(f"{path}: prices.{model} must be [input_usd_per_1M, output_usd_per_1M]")
+            merged[model] = (float(pair[0]), float(pair[1]))
+        raw["prices"] = merged
+    return raw
+
+
+def _build(values: dict[str, Any], sources: tuple[str, ...]) -> Settings:
+    kwargs: dict[str, Any] = {}
+    for f in fields(Settings):
+        if f.name not in values or f.name == "sources":
+            continue
+        kwargs[f.name] = _coerce(f.name, values[f.name])
+    return replace(Settings(), **kwargs, sources=sources)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    try:
+        if name in ("session_dir", "data_dir", "cache_dir", "hints_dir"):
+            return Path(value).expanduser() if value is not None else None
+        if name in ("request_timeout_s", "request_deadline_s", "hang_timeout_s", "run_timeout_s"):
+            return float(value) if value is not None else None
+        if name in ("max_retries", "edit_retries", "gpus"):
+            return int(value) if value is not None else None
+        if name == "hint_levels":
+            return parse_hint_levels(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name}={value!r} has the wrong type") from None
+    return value
+
+
+def parse_hint_levels(value: Any) -> tuple[int, ...]:
+    """'0' or '' -> (); '1,2' -> (1, 2); lists pass through. Levels are 1..3."""
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.replace("+", ",").split(",") if p.strip()]
+        levels = [int(p) for p in parts]
+    else:
+        levels = [int(v) for v in value]
+    bad = [lv for lv in levels if lv not in (0, 1, 2, 3)]
+    if bad:
+        raise ConfigError(f"hint levels must be 0..3, got {bad}")
+    return tuple(sorted({lv for lv in levels if lv != 0}))
