@@ -1,0 +1,153 @@
+"""`speedcopilot sessions list|show|export`."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from pathlib import Path
+
+from copilot.cli._common import add_session_dir_flag, console, fmt_seconds, settings_from_args
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("sessions", help="list, inspect and export recorded sessions")
+    sub = parser.add_subparsers(dest="sessions_command", metavar="ACTION", required=True)
+    lst = sub.add_parser("list", help="one line per session")
+    add_session_dir_flag(lst)
+    lst.add_argument("--json", action="store_true", help="print JSON")
+    lst.set_defaults(func=run_list)
+    show = sub.add_parser("show", help="details of one session (id, unique prefix, or 'last')")
+    show.add_argument("session_id")
+    add_session_dir_flag(show)
+    show.add_argument("--events", action="store_true", help="also print every event")
+    show.set_defaults(func=run_show)
+    export = sub.add_parser("export", help="write a shareable archive of sessions (events + git bundles)")
+    export.add_argument("out", type=Path, help="archive to write (.tar.gz)")
+    export.add_argument("session_ids", nargs="*", help="sessions to export (default: all)")
+    export.add_argument("--anonymize", action="store_true",
+                        help="hash participant ids, drop host names, paths and anything secret-looking")
+    export.add_argument("--salt", default=None, help="salt for hashing participant ids")
+    add_session_dir_flag(export)
+    export.set_defaults(func=run_export)
+
+
+def _when(t: float | None) -> str:
+    if t is None:
+        return "–"
+    return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from copilot.core.session import list_session_dirs, load_state
+
+    settings = settings_from_args(args)
+    rows = []
+    for session_dir in list_session_dirs(settings.session_dir):
+        state, problems = load_state(session_dir)
+        best = state.best_time_to_target_ms()
+        rows.append({
+            "id": session_dir.name,
+            "started": _when(state.started_t),
+            "mode": state.mode,
+            "track": state.track,
+            "record": state.record,
+            "provider": state.provider_label or state.provider,
+            "suggestions": len(state.suggestions),
+            "commits": max(len(state.commits) - 1, 0),
+            "runs": len(state.runs),
+            "best_time_to_target_s": best / 1000 if best is not None else None,
+            "status": "ended" if state.ended else "open",
+            "problems": len(problems),
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    out = console()
+    if not rows:
+        out.print(f"No sessions in {settings.session_dir}. Start one with `speedcopilot start --record 0`.")
+        return 0
+    from rich.table import Table
+
+    table = Table(title=f"sessions in {settings.session_dir}")
+    for col in ("id", "started", "mode", "track", "record", "provider", "sugg.", "commits", "runs",
+                "best to target", "status"):
+        table.add_column(col)
+    for r in rows:
+        status = r["status"] + (f" ({r['problems']} problems)" if r["problems"] else "")
+        table.add_row(r["id"], r["started"], r["mode"], r["track"], str(r["record"]), r["provider"],
+                      str(r["suggestions"]), str(r["commits"]), str(r["runs"]),
+                      fmt_seconds(r["best_time_to_target_s"]), status)
+    out.print(table)
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from copilot.core.events import EVENTS_FILE, read_events
+    from copilot.core.projection import SessionState
+    from copilot.core.session import resolve_session_dir
+
+    settings = settings_from_args(args)
+    session_dir = resolve_session_dir(settings.session_dir, args.session_id)
+    result = read_events(session_dir / EVENTS_FILE)
+    state = SessionState.from_events(result.events)
+    out = console()
+    out.print(f"[bold]session {session_dir.name}[/bold]  ({'ended' if state.ended else 'open'})")
+    out.print(f"mode {state.mode} · track {state.track} · record {state.record} · target ≤ {state.target_val_loss}"
+              f" · record time {fmt_seconds(state.record_time_s)} · next record {fmt_seconds(state.next_record_time_s)}")
+    out.print(f"provider {state.provider_label or state.provider} · hints {state.hint_levels or 'none'}"
+              f" · participant {state.participant or '–'}")
+    for problem in result.problems:
+        out.print(f"[yellow]log problem:[/yellow] {problem}")
+
+    sugg = Table(title="suggestions")
+    for col in ("id", "status", "hunks", "accepted", "edited", "rejected", "tokens", "cost $", "commit"):
+        sugg.add_column(col)
+    for s in state.suggestions.values():
+        decisions = [h.decision for h in s.hunks]
+        sugg.add_row(s.id, s.status, str(len(s.hunks)), str(decisions.count("accept")),
+                     str(decisions.count("edit")), str(decisions.count("reject")),
+                     str(s.prompt_tokens + s.completion_tokens),
+                     "–" if s.cost_usd is None else f"{s.cost_usd:.4f}", (s.commit or "")[:10])
+    out.print(sugg)
+
+    commits = Table(title="commits")
+    for col in ("sha", "branch", "provenance", "message"):
+        commits.add_column(col)
+    for c in state.commits:
+        commits.add_row(c.sha[:10], c.branch, c.provenance, c.message)
+    out.print(commits)
+
+    runs = Table(title="runs")
+    for col in ("run", "commit", "status", "steps", "best val", "time to target", "train time", "wall"):
+        runs.add_column(col)
+    for r in state.runs.values():
+        res = r.result or {}
+        last = r.last_point
+        ttt = res.get("time_to_target_ms")
+        runs.add_row(r.run_id, r.commit[:10], r.status, str(last.step if last else "–"),
+                     "–" if r.best_val is None else f"{r.best_val:.4f}",
+                     fmt_seconds(ttt / 1000 if ttt is not None else None),
+                     fmt_seconds(res["train_time_ms"] / 1000 if res.get("train_time_ms") is not None else None),
+                     fmt_seconds(res.get("wall_time_s")))
+    out.print(runs)
+    if args.events:
+        for e in result.events:
+            out.print(f"{e.seq:5d} {e.type:22s} {json.dumps(e.data, ensure_ascii=False)[:160]}", markup=False)
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from copilot.core.export import export_sessions
+    from copilot.core.session import list_session_dirs, resolve_session_dir
+
+    settings = settings_from_args(args)
+    if args.session_ids:
+        dirs = [resolve_session_dir(settings.session_dir, sid) for sid in args.session_ids]
+    else:
+        dirs = list_session_dirs(settings.session_dir)
+    report = export_sessions(dirs, args.out, anonymize=args.anonymize, salt=args.salt)
+    console().print(f"wrote {args.out}: {report}")
+    return 0

@@ -1,0 +1,100 @@
+"""`speedcopilot start`: open the co-pilot app on a git-versioned copy of a record."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from copilot.cli._common import (
+    add_provider_flags,
+    add_session_dir_flag,
+    add_track_flag,
+    build_provider,
+    build_runner,
+    build_track,
+    console,
+    settings_from_args,
+)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("start", help="open the co-pilot app on record N (or resume a session)")
+    parser.add_argument("--record", type=int, default=None, help="record to start from (default 0)")
+    add_track_flag(parser)
+    add_provider_flags(parser)
+    parser.add_argument("--gpus", type=int, default=None, help="GPUs per run (nanogpt track: 1, 2, 4 or 8)")
+    parser.add_argument("--runner", default=None, help="local (default) or ssh://[user@]host[:port]/path")
+    parser.add_argument("--resume", metavar="ID", default=None, help="resume a session (id, prefix, or 'last')")
+    parser.add_argument("--participant", default=None, help="participant id for studies")
+    parser.add_argument("--mode", choices=["copilot", "auto"], default="copilot",
+                        help="copilot (default) or auto (the agent drives, you watch and may take over)")
+    parser.add_argument("--theme", default=None, help="colour theme (saved when changed in the app)")
+    add_session_dir_flag(parser)
+    parser.set_defaults(func=run)
+
+
+def open_session(args: argparse.Namespace, mode: str = "copilot"):
+    """Build track, provider and runner from settings, then create or resume the session."""
+    from copilot.core.session import Session, SessionOptions, load_state, resolve_session_dir
+
+    settings = settings_from_args(args)
+    if args.resume:
+        session_dir = resolve_session_dir(settings.session_dir, args.resume)
+        state, _ = load_state(session_dir)
+        track = build_track(settings, state.track)
+        _ensure_data(track)
+        provider = build_provider(settings, track, state.record,
+                                  name=getattr(args, "provider", None) or state.provider or settings.provider)
+        return settings, Session.open(settings.session_dir, session_dir.name, track, provider,
+                                      runner=build_runner(settings), options=_options(settings, mode))
+    track = build_track(settings)
+    record = 0 if args.record is None else args.record
+    track.record(record)  # fail early with the list of valid records
+    _ensure_data(track)
+    provider = build_provider(settings, track, record)
+    session = Session.create(settings.session_dir, track, record, provider, runner=build_runner(settings),
+                             options=_options(settings, mode))
+    return settings, session
+
+
+def _options(settings, mode: str):
+    from copilot.core.session import SessionOptions
+
+    return SessionOptions(
+        mode=mode,
+        hint_levels=settings.hint_levels,
+        participant=settings.participant,
+        gpus=settings.gpus or 1,
+        edit_retries=settings.edit_retries,
+        hang_timeout_s=settings.hang_timeout_s,
+        run_timeout_s=settings.run_timeout_s,
+    )
+
+
+def _ensure_data(track) -> None:
+    """The micro corpus is generated on first use (seconds), with a progress bar before the app opens."""
+    if track.name != "micro":
+        return
+    from copilot.core.tracks.microdata import micro_data_ready, prepare_micro_data
+
+    if micro_data_ready(track.data_dir):
+        return
+    from rich.progress import Progress
+
+    with Progress(console=console()) as progress:
+        task = progress.add_task("generating the micro corpus (first run only)", total=1.0)
+        prepare_micro_data(track.data_dir, progress=lambda msg, f: progress.update(task, description=msg, completed=f))
+
+
+def run(args: argparse.Namespace) -> int:
+    from copilot.config import save_user_setting
+    from copilot.ui.app import run_app
+
+    settings, session = open_session(args, mode=args.mode)
+    theme = args.theme or settings.theme
+    try:
+        run_app(session, theme=theme, on_theme_saved=lambda name: save_user_setting("theme", name))
+    finally:
+        if session.log.is_open:  # the app closes it itself on a normal quit
+            session.close(reason="app closed")
+    return 0

@@ -1,0 +1,50 @@
+"""Settings layers: defaults < user file < ./speedcopilot.toml < environment < flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from copilot.config import load_settings, save_user_setting, user_config_path
+from copilot.core.errors import ConfigError
+
+
+def test_layers_override_in_order(tmp_path: Path) -> None:
+    user = user_config_path()
+    user.parent.mkdir(parents=True)
+    user.write_text('model = "from-user"\ntheme = "user-theme"\nhang_timeout_s = 10\n')
+    (tmp_path / "speedcopilot.toml").write_text('model = "from-project"\n')
+    env = {"SPEEDCOPILOT_MODEL": "from-env", "OPENAI_API_KEY": "sk-abcdefghijklmnop1234"}
+    settings = load_settings({"model": None, "hint_levels": "1,2"}, env=env, cwd=tmp_path)
+    assert settings.model == "from-env"
+    assert settings.theme == "user-theme"
+    assert settings.hang_timeout_s == 10.0
+    assert settings.hint_levels == (1, 2)
+    assert load_settings({"model": "from-flag"}, env=env, cwd=tmp_path).model == "from-flag"
+    assert load_settings({}, env={}, cwd=tmp_path).model == "from-project"
+
+
+def test_secrets_are_masked(tmp_path: Path) -> None:
+    settings = load_settings({}, env={"OPENAI_API_KEY": "sk-abcdefghijklmnop1234"}, cwd=tmp_path)
+    shown = settings.masked()
+    assert "abcdefghijklmnop" not in str(shown)
+    assert shown["api_key"].startswith("sk-")
+
+
+def test_bad_config_gives_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "speedcopilot.toml").write_text("model = [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings({}, env={}, cwd=tmp_path)
+    (tmp_path / "speedcopilot.toml").write_text('modle = "typo"\n')
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_settings({}, env={}, cwd=tmp_path)
+    with pytest.raises(ConfigError, match="hint levels"):
+        load_settings({"hint_levels": "5"}, env={}, cwd=tmp_path.parent)
+
+
+def test_save_user_setting_round_trips_and_refuses_secrets(tmp_path: Path) -> None:
+    save_user_setting("theme", "speedcopilot-light")
+    assert load_settings({}, env={}, cwd=tmp_path).theme == "speedcopilot-light"
+    with pytest.raises(ConfigError):
+        save_user_setting("api_key", "sk-x")

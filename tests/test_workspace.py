@@ -1,0 +1,95 @@
+"""The git workspace: seeded from a record, provenance trailers, undo and branches that lose nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from copilot.core.errors import WorkspaceError
+from copilot.core.workspace import Workspace, parse_trailers
+
+SCRIPT = "train_gpt.py"
+
+
+def make(tmp_path: Path) -> Workspace:
+    return Workspace.create(tmp_path / "ws", {SCRIPT: "lr = 1\nsteps = 10\n"}, "record 0",
+                            {"Provenance": "start"})
+
+
+def test_create_seeds_first_commit_with_trailers(tmp_path: Path) -> None:
+    ws = make(tmp_path)
+    info = ws.commit_info(ws.head_sha())
+    assert info.trailers == {"Provenance": "start"}
+    assert ws.read(SCRIPT) == "lr = 1\nsteps = 10\n"
+    assert ws.branch() == "main" and not ws.is_dirty()
+
+
+def test_create_refuses_a_non_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "precious.txt").write_text("x")
+    with pytest.raises(WorkspaceError, match="not empty"):
+        make(tmp_path)
+    assert (tmp_path / "ws" / "precious.txt").read_text() == "x"
+
+
+def test_commit_files_and_refusal_on_dirty_tree(tmp_path: Path) -> None:
+    ws = make(tmp_path)
+    sha = ws.commit_files({SCRIPT: "lr = 2\nsteps = 10\n"}, "Raise lr", {"Provenance": "ai", "Suggestion-Id": "s1"})
+    assert ws.commit_info(sha).trailers["Suggestion-Id"] == "s1"
+    (ws.path / SCRIPT).write_text("lr = 3  # typed by a human\nsteps = 10\n")
+    with pytest.raises(WorkspaceError, match="uncommitted changes"):
+        ws.commit_files({SCRIPT: "lr = 4\n"}, "x", {})
+    assert (ws.path / SCRIPT).read_text().startswith("lr = 3  # typed by a human")  # never overwritten
+    assert "typed by a human" in ws.dirty_diff()
+    human = ws.commit_working_tree("Human edit", {"Provenance": "human"})
+    assert ws.commit_info(human).parent == sha
+
+
+def test_undo_is_a_new_commit_and_branching_loses_nothing(tmp_path: Path) -> None:
+    ws = make(tmp_path)
+    start = ws.head_sha()
+    a = ws.commit_files({SCRIPT: "lr = 2\nsteps = 10\n"}, "A", {"Provenance": "ai"})
+    undo = ws.revert_head({"Provenance": "revert"})
+    assert ws.read(SCRIPT) == "lr = 1\nsteps = 10\n"
+    assert ws.commit_info(undo).parent == a
+    with pytest.raises(WorkspaceError, match="nothing to undo"):
+        fresh = make(tmp_path / "other")
+        fresh.revert_head({})
+    name = ws.branch_from(start)
+    assert name == "attempt-1" and ws.head_sha() == start
+    ws.commit_files({SCRIPT: "lr = 5\nsteps = 10\n"}, "B", {"Provenance": "ai"})
+    shas = {c.sha for c in ws.log()}
+    assert {start, a, undo} <= shas and len(shas) == 4
+    assert set(ws.branches()) == {"main", "attempt-1"}
+
+
+def test_run_notes_attach_to_commits(tmp_path: Path) -> None:
+    ws = make(tmp_path)
+    ws.add_run_note(ws.head_sha(), "r-1: reached_target in 12.0s")
+    ws.add_run_note(ws.head_sha(), "r-2: above_target")
+    notes = ws.run_notes(ws.head_sha())
+    assert "r-1" in notes and "r-2" in notes
+
+
+def test_watch_reports_external_edits(tmp_path: Path) -> None:
+    import time
+
+    ws = make(tmp_path)
+    changed: list[Path] = []
+    stop = ws.watch(changed.append)
+    try:
+        time.sleep(0.2)
+        (ws.path / SCRIPT).write_text("lr = 9\n")
+        deadline = time.time() + 5
+        while not changed and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop()
+    assert any(p.name == SCRIPT for p in changed)
+
+
+def test_parse_trailers() -> None:
+    assert parse_trailers("Subject\n\nBody text\n\nA: 1\nB-C: two words\n") == {"A": "1", "B-C": "two words"}
+    assert parse_trailers("Subject only") == {}
+    assert parse_trailers("Subject\n\nnot a trailer line") == {}
