@@ -1,0 +1,513 @@
+"""Sync the real modded-nanogpt records: clone/update upstream, parse its README table, extract each record's code.
+
+Layout under the cache root (default: platformdirs user cache dir of "speedcopilot"):
+
+    upstream/modded-nanogpt/          the git clone (GitPython; shallow when cloned from a URL)
+    nanogpt/index.json                one entry per README row (records without code are listed, never dropped)
+    nanogpt/records/<key>/train_gpt.py   the record's main script (+ companion sources, e.g. triton_kernels.py)
+    nanogpt/records/<key>/record.log     the log with the code cut off (step lines, for the reference curve)
+
+A record's code is the text of its log before the first line of 100 '=' (or between the first two such lines
+when the log starts with one); logs of recent records append companion sources under dashed header lines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+from urllib.parse import unquote
+
+import platformdirs
+
+from copilot.core.errors import TrackError
+
+UPSTREAM_URL = "https://github.com/KellerJordan/modded-nanogpt.git"
+SEPARATOR = "=" * 100
+INDEX_VERSION = 1
+MAIN_SCRIPT = "train_gpt.py"
+
+Progress = Callable[[str], None] | None
+
+_LINK = re.compile(r"\[([^\]]*)\]\(((?:[^()\s]|\([^()\s]*\))*)\)")  # one level of (...) in URLs
+_COMPANION_HEADER = re.compile(r"^-{20,}\n# ([\w./-]+\.py)\n-{20,}\n", re.MULTILINE)
+_TIME = re.compile(r"([\d.]+)\s*(seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h)\b", re.IGNORECASE)
+_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})$")
+_VAL_LINE = re.compile(r"step:(\d+)/(\d+) val_loss:([0-9.]+|nan|inf)")
+_LLMC_VAL = re.compile(r"^s:(\d+) tel:([0-9.]+)", re.MULTILINE)
+_LOG_SUFFIXES = (".txt", ".log")
+
+
+# -- data -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReadmeRow:
+    """One row of the README's "World record history" table, links stripped."""
+
+    number: int
+    key: str
+    retiming: bool
+    time_s: float | None
+    description: str
+    date: str | None
+    contributors: str | None
+    log_link: str | None  # path relative to the clone root as linked (file or folder), None when "none"/"-"
+
+
+@dataclass
+class ExtractedCode:
+    main: str
+    companions: dict[str, str] = field(default_factory=dict)
+    rest: str = ""  # the log after the code (versions, nvidia-smi, step lines)
+
+
+@dataclass
+class SyncedRecord:
+    number: int
+    key: str
+    time_s: float | None
+    description: str
+    date: str | None = None
+    contributors: str | None = None
+    retiming: bool = False
+    log_link: str | None = None
+    log_file: str | None = None  # the file the code came from, relative to the clone root
+    has_code: bool = False
+    code_paths: list[str] = field(default_factory=list)  # relative to the nanogpt cache dir; main script first
+    log_copy: str | None = None  # relative to the nanogpt cache dir
+    steps: int | None = None
+    val_loss: float | None = None
+    note: str | None = None  # why there is no code, or what was picked
+
+
+@dataclass
+class SyncIndex:
+    upstream: str
+    commit: str | None
+    synced_at: float
+    clone_dir: str
+    records: list[SyncedRecord]
+    stale: bool = False  # the update failed and an older clone was used
+    version: int = INDEX_VERSION
+
+    def by_key(self, key: str) -> SyncedRecord | None:
+        return next((r for r in self.records if r.key == key), None)
+
+    def primary(self, number: int) -> SyncedRecord | None:
+        """The record row itself (not a re-timing) for a record number."""
+        return next((r for r in self.records if r.number == number and not r.retiming), None)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> "SyncIndex":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            records = [SyncedRecord(**r) for r in data.pop("records")]
+            return cls(records=records, **data)
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise TrackError(f"The record index {path} is unreadable ({exc}); run `speedcopilot records sync` again") from exc
+
+
+# -- paths ----------------------------------------------------------------------------------------------------
+
+
+def default_cache_root() -> Path:
+    return Path(platformdirs.user_cache_dir("speedcopilot"))
+
+
+def nanogpt_cache_dir(cache_dir: Path | None = None) -> Path:
+    return (cache_dir or default_cache_root()) / "nanogpt"
+
+
+def index_path(cache_dir: Path | None = None) -> Path:
+    return nanogpt_cache_dir(cache_dir) / "index.json"
+
+
+def default_clone_dir(cache_dir: Path | None = None) -> Path:
+    return (cache_dir or default_cache_root()) / "upstream" / "modded-nanogpt"
+
+
+def load_index(cache_dir: Path | None = None) -> SyncIndex | None:
+    path = index_path(cache_dir)
+    return SyncIndex.load(path) if path.exists() else None
+
+
+# -- README parsing -------------------------------------------------------------------------------------------
+
+
+def strip_links(text: str) -> str:
+    return re.sub(r"\s+", " ", _LINK.sub(lambda m: m.group(1), text)).strip()
+
+
+def parse_time_s(text: str) -> float | None:
+    m = _TIME.search(text)
+    if not m:
+        return None
+    value, unit = float(m.group(1)), m.group(2).lower()
+    scale = 3600.0 if unit.startswith("h") else 1.0 if unit.startswith("s") else 60.0
+    return round(value * scale, 3)
+
+
+def parse_date(text: str) -> str | None:
+    m = _DATE.match(text.strip())
+    if not m:
+        return None
+    month, day, year = int(m.group(1)), int(m.group(2)), m.group(3)
+    full_year = int(year) if len(year) == 4 else 2000 + int(year)
+    return f"{full_year:04d}-{month:02d}-{day:02d}"
+
+
+def _split_cells(line: str) -> list[str]:
+    """Split a markdown table row on '|' outside of [...] and (...)."""
+    body = line.strip()
+    if body.startswith("|"):
+        body = body[1:]
+    if body.endswith("|"):
+        body = body[:-1]
+    cells, depth, current = [], 0, []
+    for ch in body:
+        if ch in "[(":
+            depth += 1
+        elif ch in "])" and depth:
+            depth -= 1
+        if ch == "|" and depth == 0:
+            cells.append("".join(current).strip())
+            current = []
+        else:
+            current.append(ch)
+    cells.append("".join(current).strip())
+    return cells
+
+
+def _log_link(cell: str) -> str | None:
+    links = _LINK.findall(cell)
+    preferred = [target for text, target in links if text.strip().lower() == "log"]
+    candidates = preferred or [t for _, t in links if not t.startswith(("http://", "https://", "#"))]
+    if not candidates:
+        return None
+    target = unquote(candidates[0].split("#")[0].strip())
+    return target.removeprefix("./") or None
+
+
+def _column_index(header: list[str]) -> dict[str, int]:
+    names = [h.strip().lower() for h in header]
+    wanted = {
+        "number": ("#", "record", "no", "nr"),
+        "time": ("record time", "time"),
+        "description": ("description",),
+        "date": ("date",),
+        "log": ("log", "logs"),
+        "contributors": ("contributors", "contributor"),
+    }
+    found: dict[str, int] = {}
+    for key, aliases in wanted.items():
+        for i, name in enumerate(names):
+            if name in aliases:
+                found[key] = i
+                break
+    # The historical order, for anything the header did not name.
+    for key, i in zip(("number", "time", "description", "date", "log", "contributors"), range(6)):
+        found.setdefault(key, i)
+    return found
+
+
+def parse_record_table(readme: str, heading: str = "World record history") -> list[ReadmeRow]:
+    """Rows of the first markdown table after the heading; re-timed duplicates get keys like '21-retime-1'."""
+    lines = readme.splitlines()
+    start = next((i for i, l in enumerate(lines) if l.lstrip().startswith("#") and heading.lower() in l.lower()), None)
+    if start is None:
+        raise TrackError(f"The upstream README has no '{heading}' section; is this a clone of modded-nanogpt?")
+    rows: list[ReadmeRow] = []
+    columns: dict[str, int] | None = None
+    seen: dict[int, int] = {}
+    in_table = False
+    for line in lines[start + 1 :]:
+        stripped = line.strip()
+        if "|" not in stripped:
+            if in_table:
+                break
+            if stripped.startswith("#"):
+                break
+            continue
+        in_table = True
+        cells = _split_cells(stripped)
+        if columns is None:
+            columns = _column_index(cells)
+            continue
+        if all(set(c) <= set("-: ") for c in cells):
+            continue
+        number_cell = cells[columns["number"]] if columns["number"] < len(cells) else ""
+        if not re.fullmatch(r"\d+", number_cell):
+            continue
+
+        def cell(name: str) -> str:
+            i = columns[name]
+            return cells[i] if i < len(cells) else ""
+
+        number = int(number_cell)
+        seen[number] = seen.get(number, 0) + 1
+        retiming = seen[number] > 1
+        contributors = strip_links(cell("contributors"))
+        rows.append(
+            ReadmeRow(
+                number=number,
+                key=str(number) if not retiming else f"{number}-retime-{seen[number] - 1}",
+                retiming=retiming,
+                time_s=parse_time_s(cell("time")),
+                description=strip_links(cell("description")),
+                date=parse_date(cell("date")),
+                contributors=contributors if contributors not in ("", "-") else None,
+                log_link=_log_link(cell("log")),
+            )
+        )
+    if not rows:
+        raise TrackError(f"Found the '{heading}' section in the upstream README but no record rows in its table")
+    return rows
+
+
+# -- log → code -----------------------------------------------------------------------------------------------
+
+
+def extract_code(log_text: str) -> ExtractedCode | None:
+    """The training code embedded in a run log, or None (llm.c logs, logs without the '=' separator)."""
+    text = log_text.replace("\r\n", "\n")
+    lines = text.split("\n")
+    seps = [i for i, line in enumerate(lines) if line.rstrip() == SEPARATOR]
+    if not seps:
+        return None
+    if seps[0] == 0:
+        if len(seps) < 2:
+            return None
+        code_lines, rest_lines = lines[1 : seps[1]], lines[seps[1] + 1 :]
+    else:
+        code_lines, rest_lines = lines[: seps[0]], lines[seps[0] + 1 :]
+    code = "\n".join(code_lines)
+    if not re.search(r"^\s*(import|from)\s+\w", code, re.MULTILINE):
+        return None
+    main, companions = split_companions(code)
+    return ExtractedCode(main=main, companions=companions, rest="\n".join(rest_lines))
+
+
+def split_companions(code: str) -> tuple[str, dict[str, str]]:
+    """Split 'main script + dashed-header companion files' (record 61+) into its parts."""
+    headers = list(_COMPANION_HEADER.finditer(code))
+    if not headers:
+        return code.rstrip() + "\n", {}
+    main = code[: headers[0].start()].rstrip() + "\n"
+    companions: dict[str, str] = {}
+    for i, header in enumerate(headers):
+        end = headers[i + 1].start() if i + 1 < len(headers) else len(code)
+        name = Path(header.group(1)).name
+        companions[name] = code[header.end() : end].strip("\n") + "\n"
+    return main, companions
+
+
+def last_val(log_text: str) -> tuple[int | None, float | None]:
+    """Steps and val loss of the last validation line (upstream or llm.c format)."""
+    matches = list(_VAL_LINE.finditer(log_text))
+    if matches:
+        m = matches[-1]
+        return int(m.group(1)), _to_float(m.group(3))
+    llmc = list(_LLMC_VAL.finditer(log_text))
+    if llmc:
+        m = llmc[-1]
+        return int(m.group(1)), _to_float(m.group(2))
+    return None, None
+
+
+def _to_float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def pick_log(folder: Path) -> Path | None:
+    """The log a folder link stands for: first log directly inside (sorted), else the first in a sub-folder."""
+    direct = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in _LOG_SUFFIXES)
+    if direct:
+        return direct[0]
+    nested = sorted(
+        (p for p in folder.rglob("*") if p.is_file() and p.suffix in _LOG_SUFFIXES),
+        key=lambda p: p.relative_to(folder).as_posix(),
+    )
+    return nested[0] if nested else None
+
+
+def pick_script(folder: Path) -> Path | None:
+    scripts = sorted(p for p in folder.rglob("*.py") if p.is_file())
+    preferred = [p for p in scripts if p.name.startswith("train_gpt")]
+    return (preferred or scripts or [None])[0]
+
+
+# -- sync -----------------------------------------------------------------------------------------------------
+
+
+def _say(progress: Progress, message: str) -> None:
+    if progress is not None:
+        progress(message)
+
+
+def _git_env() -> dict[str, str]:
+    return {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
+
+
+def _clone_or_update(url: str, clone_dir: Path, progress: Progress) -> tuple[Path, bool]:
+    import git  # GitPython; imported here so that reading the index never needs it
+
+    stale = False
+    if (clone_dir / ".git").exists():
+        _say(progress, f"updating {clone_dir} from {url}")
+        try:
+            repo = git.Repo(clone_dir)
+            with repo.git.custom_environment(**_git_env()):
+                repo.git.remote("set-url", "origin", url)
+                repo.git.fetch("--depth=1", "origin", "HEAD")
+                repo.git.reset("--hard", "FETCH_HEAD")
+        except git.GitCommandError as exc:
+            stale = True
+            _say(progress, f"update failed ({_git_reason(exc)}); using the clone from the last sync")
+        return clone_dir, stale
+    _say(progress, f"cloning {url} into {clone_dir}")
+    clone_dir.parent.mkdir(parents=True, exist_ok=True)
+    partial = clone_dir.with_name(clone_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        git.Repo.clone_from(url, partial, depth=1, env=_git_env())
+    except git.GitCommandError as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise TrackError(
+            f"Could not clone {url}: {_git_reason(exc)}. Syncing the nanogpt records needs internet; "
+            "or pass --path to a local clone of modded-nanogpt."
+        ) from exc
+    os.replace(partial, clone_dir)
+    return clone_dir, stale
+
+
+def _git_reason(exc: Exception) -> str:
+    stderr = getattr(exc, "stderr", "") or str(exc)
+    lines = [l.strip() for l in str(stderr).splitlines() if l.strip() and not l.strip().startswith("stderr:")]
+    cleaned = [l.strip("'").removeprefix("stderr: ").strip("'") for l in (lines or [str(exc)])]
+    return cleaned[-1] if cleaned else "git failed"
+
+
+def _head_commit(clone_dir: Path) -> str | None:
+    try:
+        import git
+
+        return git.Repo(clone_dir).head.commit.hexsha
+    except Exception:  # not a git repo (a plain copy passed with --path) or an empty one
+        return None
+
+
+def sync_records(
+    url: str | None = None,
+    path: Path | None = None,
+    cache_dir: Path | None = None,
+    progress: Progress = None,
+) -> SyncIndex:
+    """Clone or update modded-nanogpt (or use the local clone at `path`), extract every record, write the index."""
+    if path is not None:
+        clone_dir, stale = Path(path).expanduser().resolve(), False
+        if not (clone_dir / "README.md").is_file():
+            raise TrackError(f"{clone_dir} has no README.md; pass --path to a clone of modded-nanogpt")
+        _say(progress, f"using the local clone {clone_dir}")
+        upstream = str(clone_dir)
+    else:
+        upstream = url or UPSTREAM_URL
+        clone_dir, stale = _clone_or_update(upstream, default_clone_dir(cache_dir), progress)
+
+    readme = (clone_dir / "README.md").read_text(encoding="utf-8", errors="replace")
+    rows = parse_record_table(readme)
+    out_dir = nanogpt_cache_dir(cache_dir)
+    records_dir = out_dir / "records"
+    fresh = out_dir / "records.partial"
+    shutil.rmtree(fresh, ignore_errors=True)
+    fresh.mkdir(parents=True)
+    records = [_sync_one(row, clone_dir, fresh, progress) for row in rows]
+    shutil.rmtree(records_dir, ignore_errors=True)
+    os.replace(fresh, records_dir)
+    index = SyncIndex(
+        upstream=upstream,
+        commit=_head_commit(clone_dir),
+        synced_at=time.time(),
+        clone_dir=str(clone_dir),
+        records=records,
+        stale=stale,
+    )
+    index.save(index_path(cache_dir))
+    with_code = sum(r.has_code for r in records)
+    _say(progress, f"{len(records)} records, {with_code} with code, index at {index_path(cache_dir)}")
+    return index
+
+
+def _sync_one(row: ReadmeRow, clone_dir: Path, out_dir: Path, progress: Progress) -> SyncedRecord:
+    rec = SyncedRecord(
+        number=row.number,
+        key=row.key,
+        time_s=row.time_s,
+        description=row.description,
+        date=row.date,
+        contributors=row.contributors,
+        retiming=row.retiming,
+        log_link=row.log_link,
+    )
+    if row.log_link is None:
+        rec.note = "no log linked upstream"
+        return rec
+    target = (clone_dir / row.log_link).resolve()
+    if clone_dir.resolve() not in target.parents and target != clone_dir.resolve():
+        rec.note = "log link points outside the repository"
+        return rec
+    if not target.exists():
+        rec.note = "linked log is missing upstream"
+        return rec
+    source = target
+    if target.is_dir():
+        source = pick_log(target) or pick_script(target)
+        if source is None:
+            rec.note = "linked folder holds no log or script"
+            return rec
+    rec.log_file = source.relative_to(clone_dir.resolve()).as_posix()
+    text = source.read_text(encoding="utf-8", errors="replace")
+    dest = out_dir / row.key
+    final_rel = Path("records") / row.key
+    if source.suffix == ".py":
+        dest.mkdir(parents=True, exist_ok=True)
+        main, companions = split_companions(text)
+        _write_code(rec, dest, final_rel, ExtractedCode(main=main, companions=companions))
+        rec.note = f"script {source.name} (no log)"
+        return rec
+    rec.steps, rec.val_loss = last_val(text)
+    dest.mkdir(parents=True, exist_ok=True)
+    code = extract_code(text)
+    log_rest = code.rest if code else text
+    (dest / "record.log").write_text(log_rest, encoding="utf-8")
+    rec.log_copy = (final_rel / "record.log").as_posix()
+    if code is None:
+        rec.note = "log holds no training code (llm.c format)" if _LLMC_VAL.search(text) else "log holds no code"
+        return rec
+    _write_code(rec, dest, final_rel, code)
+    return rec
+
+
+def _write_code(rec: SyncedRecord, dest: Path, final_rel: Path, code: ExtractedCode) -> None:
+    (dest / MAIN_SCRIPT).write_text(code.main, encoding="utf-8")
+    rec.code_paths = [(final_rel / MAIN_SCRIPT).as_posix()]
+    for name, body in code.companions.items():
+        if name == MAIN_SCRIPT:
+            continue
+        (dest / name).write_text(body, encoding="utf-8")
+        rec.code_paths.append((final_rel / name).as_posix())
+    rec.has_code = True
