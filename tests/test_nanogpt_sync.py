@@ -41,10 +41,11 @@ def _check_against_fixture(index: ns.SyncIndex, cache: Path, upstream) -> None:
 def test_sync_from_local_path(upstream, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     messages: list[str] = []
-    index = ns.sync_records(path=upstream.path, cache_dir=cache, progress=messages.append)
+    index = ns.sync_records(path=upstream.path, cache_dir=cache, progress=lambda m, f: messages.append(m))
     _check_against_fixture(index, cache, upstream)
     assert index.commit == upstream.repo.head.commit.hexsha
     assert any("13 records, 9 with code" in m for m in messages)
+    assert index.summary().startswith("13 records, 9 with code, from ")
     # Nothing was cloned: the user's clone is used as it is.
     assert not ns.default_clone_dir(cache).exists()
 
@@ -92,7 +93,8 @@ def test_update_failure_falls_back_to_the_cached_clone(upstream, tmp_path: Path)
     cache = tmp_path / "cache"
     ns.sync_records(url=upstream.url, cache_dir=cache)
     messages: list[str] = []
-    index = ns.sync_records(url=(tmp_path / "gone.git").as_uri(), cache_dir=cache, progress=messages.append)
+    index = ns.sync_records(url=(tmp_path / "gone.git").as_uri(), cache_dir=cache,
+                             progress=lambda m, f: messages.append(m))
     assert index.stale and len(index.records) == 13
     assert any("update failed" in m for m in messages)
 

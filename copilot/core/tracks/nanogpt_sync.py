@@ -32,7 +32,7 @@ SEPARATOR = "=" * 100
 INDEX_VERSION = 1
 MAIN_SCRIPT = "train_gpt.py"
 
-Progress = Callable[[str], None] | None
+Progress = Callable[[str, float], None] | None  # (message, fraction done 0..1)
 
 _LINK = re.compile(r"\[([^\]]*)\]\(((?:[^()\s]|\([^()\s]*\))*)\)")  # one level of (...) in URLs
 _COMPANION_HEADER = re.compile(r"^-{20,}\n# ([\w./-]+\.py)\n-{20,}\n", re.MULTILINE)
@@ -102,6 +102,12 @@ class SyncIndex:
     def primary(self, number: int) -> SyncedRecord | None:
         """The record row itself (not a re-timing) for a record number."""
         return next((r for r in self.records if r.number == number and not r.retiming), None)
+
+    def summary(self) -> str:
+        with_code = sum(r.has_code for r in self.records)
+        commit = f" at {self.commit[:8]}" if self.commit else ""
+        stale = " (update failed: older clone)" if self.stale else ""
+        return f"{len(self.records)} records, {with_code} with code, from {self.upstream}{commit}{stale}"
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -354,9 +360,9 @@ def pick_script(folder: Path) -> Path | None:
 # -- sync -----------------------------------------------------------------------------------------------------
 
 
-def _say(progress: Progress, message: str) -> None:
+def _say(progress: Progress, message: str, fraction: float = 0.0) -> None:
     if progress is not None:
-        progress(message)
+        progress(message, fraction)
 
 
 def _git_env() -> dict[str, str]:
@@ -379,7 +385,7 @@ def _clone_or_update(url: str, clone_dir: Path, progress: Progress) -> tuple[Pat
             stale = True
             _say(progress, f"update failed ({_git_reason(exc)}); using the clone from the last sync")
         return clone_dir, stale
-    _say(progress, f"cloning {url} into {clone_dir}")
+    _say(progress, f"cloning {url} into {clone_dir}", 0.05)
     clone_dir.parent.mkdir(parents=True, exist_ok=True)
     partial = clone_dir.with_name(clone_dir.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -392,6 +398,7 @@ def _clone_or_update(url: str, clone_dir: Path, progress: Progress) -> tuple[Pat
             "or pass --path to a local clone of modded-nanogpt."
         ) from exc
     os.replace(partial, clone_dir)
+    _say(progress, "cloned", 0.2)
     return clone_dir, stale
 
 
@@ -422,7 +429,7 @@ def sync_records(
         clone_dir, stale = Path(path).expanduser().resolve(), False
         if not (clone_dir / "README.md").is_file():
             raise TrackError(f"{clone_dir} has no README.md; pass --path to a clone of modded-nanogpt")
-        _say(progress, f"using the local clone {clone_dir}")
+        _say(progress, f"using the local clone {clone_dir}", 0.2)
         upstream = str(clone_dir)
     else:
         upstream = url or UPSTREAM_URL
@@ -435,7 +442,10 @@ def sync_records(
     fresh = out_dir / "records.partial"
     shutil.rmtree(fresh, ignore_errors=True)
     fresh.mkdir(parents=True)
-    records = [_sync_one(row, clone_dir, fresh, progress) for row in rows]
+    records = []
+    for i, row in enumerate(rows):
+        records.append(_sync_one(row, clone_dir, fresh, progress))
+        _say(progress, f"extracting record {row.key}", 0.2 + 0.8 * (i + 1) / len(rows))
     shutil.rmtree(records_dir, ignore_errors=True)
     os.replace(fresh, records_dir)
     index = SyncIndex(
@@ -447,8 +457,7 @@ def sync_records(
         stale=stale,
     )
     index.save(index_path(cache_dir))
-    with_code = sum(r.has_code for r in records)
-    _say(progress, f"{len(records)} records, {with_code} with code, index at {index_path(cache_dir)}")
+    _say(progress, f"{index.summary()}, index at {index_path(cache_dir)}", 1.0)
     return index
 
 
