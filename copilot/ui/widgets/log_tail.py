@@ -1,0 +1,96 @@
+"""Output tail of runs: lines buffered per run in plain Python, written to a `Log` in batches."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from pathlib import Path
+
+from textual.widgets import Log
+
+MAX_LINES = 2000
+
+
+def fold_cr(line: str) -> str:
+    """What a terminal would show for a line with carriage returns (progress bars): its last non-empty segment."""
+    if "\r" not in line:
+        return line
+    parts = [p for p in line.split("\r") if p]
+    return parts[-1] if parts else ""
+
+
+def read_tail(path: Path, max_bytes: int = 256_000, max_lines: int = MAX_LINES) -> list[str]:
+    """Last lines of a log file, without reading more than max_bytes of it."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - max_bytes))
+            data = handle.read()
+    except OSError:
+        return []
+    lines = data.decode("utf-8", errors="replace").split("\n")
+    if size > max_bytes:
+        lines = lines[1:]  # first line is probably cut
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [fold_cr(line) for line in lines[-max_lines:]]
+
+
+class LogBuffers:
+    """Per-run bounded line buffers plus the lines not yet written to the screen. Thread-safe appends."""
+
+    def __init__(self, max_lines: int = MAX_LINES) -> None:
+        self.max_lines = max_lines
+        self._lines: dict[str, deque[str]] = {}
+        self._pending: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+        self.total = 0
+
+    def append(self, run_id: str, line: str) -> None:
+        line = fold_cr(line.rstrip("\n"))
+        with self._lock:
+            self._lines.setdefault(run_id, deque(maxlen=self.max_lines)).append(line)
+            self._pending.setdefault(run_id, []).append(line)
+            self.total += 1
+
+    def seed(self, run_id: str, lines: list[str]) -> None:
+        with self._lock:
+            if run_id not in self._lines:
+                self._lines[run_id] = deque(lines, maxlen=self.max_lines)
+
+    def has(self, run_id: str) -> bool:
+        return run_id in self._lines
+
+    def lines(self, run_id: str) -> list[str]:
+        with self._lock:
+            return list(self._lines.get(run_id, ()))
+
+    def take_pending(self, run_id: str | None) -> list[str]:
+        """Pending lines of `run_id` (others are dropped: their full tail is shown when selected)."""
+        with self._lock:
+            pending = self._pending.pop(run_id, []) if run_id else []
+            self._pending.clear()
+        return pending[-self.max_lines:]
+
+
+class LogTail(Log):
+    """A `Log` showing one run's tail; `show_run` swaps runs, `write_batch` appends a flush's worth."""
+
+    DEFAULT_CSS = """
+    LogTail { height: 1fr; background: $surface; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(max_lines=MAX_LINES, auto_scroll=True, id=id, classes=classes)
+        self.run_id: str | None = None
+
+    def show_run(self, run_id: str | None, lines: list[str]) -> None:
+        self.run_id = run_id
+        self.clear()
+        if lines:
+            self.write_lines(lines)
+
+    def write_batch(self, lines: list[str]) -> None:
+        if lines:
+            self.write_lines(lines)

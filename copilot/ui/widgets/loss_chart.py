@@ -1,0 +1,197 @@
+"""Live loss chart: val/train loss vs training time for selected runs, the record's curve and the target.
+
+Widgets never hold data of their own: `LossChart.show(...)` receives the projection's runs each flush and
+redraws only when called (the app calls it at most every 0.1 s, and only when something changed).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+from textual_plot import HiResMode, LegendLocation, PlotWidget
+
+from copilot.core.metrics import MetricPoint
+from copilot.core.projection import RunView
+
+
+def downsample(xs: list[float], ys: list[float], max_points: int) -> tuple[list[float], list[float]]:
+    """Keep at most ~max_points points: per bucket the first point and the extreme (max) one; last point kept."""
+    n = len(xs)
+    if n <= max_points or max_points < 4:
+        return xs, ys
+    buckets = max_points // 2
+    out_x: list[float] = []
+    out_y: list[float] = []
+    for b in range(buckets):
+        lo, hi = b * n // buckets, (b + 1) * n // buckets
+        if lo >= hi:
+            continue
+        out_x.append(xs[lo])
+        out_y.append(ys[lo])
+        peak = max(range(lo, hi), key=lambda i: ys[i])  # keep loss spikes visible
+        if peak != lo:
+            out_x.append(xs[peak])
+            out_y.append(ys[peak])
+    if out_x[-1] != xs[-1]:
+        out_x.append(xs[-1])
+        out_y.append(ys[-1])
+    return out_x, out_y
+
+
+def project_time_to_target(points: list[MetricPoint], target: float, window: int = 4) -> float | None:
+    """Projected train time (ms) at which val loss reaches `target`, from a power-law fit of the last val points.
+
+    log(loss) = a + b·log(time) fitted by least squares on the last `window` validation points with time > 0.
+    Returns None when there are too few points, the curve is not falling, or the target is already reached.
+    """
+    val = [p for p in points if p.val_loss is not None and p.train_time_ms and p.train_time_ms > 0]
+    val = [p for p in val if p.val_loss and p.val_loss > 0][-window:]
+    if len(val) < 2 or target <= 0:
+        return None
+    if val[-1].val_loss is not None and val[-1].val_loss <= target:
+        return None
+    xs = [math.log(p.train_time_ms) for p in val]  # type: ignore[arg-type]
+    ys = [math.log(p.val_loss) for p in val]  # type: ignore[arg-type]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    if sxx == 0:
+        return None
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    if slope >= 0:
+        return None
+    log_t = mx + (math.log(target) - my) / slope
+    if log_t > 50:  # e^50 ms: never, for practical purposes
+        return None
+    return math.exp(log_t)
+
+
+@dataclass(frozen=True)
+class ChartSeries:
+    """One plotted line (public so tests can read what the chart shows)."""
+
+    label: str
+    kind: str  # val | train | reference | target | projection
+    xs: list[float]  # seconds of training time
+    ys: list[float]
+
+
+class _Plot(PlotWidget, can_focus=False):
+    """textual-plot's widget without focus, so its single-letter bindings never shadow the app's."""
+
+
+class LossChart(Vertical):
+    """Plot + caption. `series` holds what was last drawn (after downsampling)."""
+
+    DEFAULT_CSS = """
+    LossChart { height: 1fr; }
+    LossChart > _Plot { height: 1fr; }
+    LossChart > #chart-caption { height: auto; color: $text-muted; padding: 0 1; }
+    LossChart #legend { border: round $border; background: $surface; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.series: list[ChartSeries] = []
+        self.projection_ms: dict[str, float] = {}
+        self._last_args: tuple | None = None
+
+    def compose(self) -> ComposeResult:
+        yield _Plot()
+        yield Static("no runs yet: press r to train the current commit", id="chart-caption")
+
+    def on_mount(self) -> None:
+        plot = self.query_one(_Plot)
+        plot.set_xlabel("train time (s)")
+        plot.set_ylabel("loss")
+        plot.margin_left = 7
+        plot.margin_bottom = 2
+        plot.margin_top = 1
+        plot.show_legend(LegendLocation.TOPRIGHT)
+        if self._last_args is not None:
+            self.show(*self._last_args)
+
+    def on_resize(self) -> None:
+        if self._last_args is not None:
+            self.show(*self._last_args)
+
+    def _colour(self, name: str) -> str:
+        variables = self.app.theme_variables
+        return variables.get(name) or variables.get("primary", "white")
+
+    def show(self, runs: list[RunView], reference: list[MetricPoint], target: float | None) -> None:
+        """Redraw from scratch for these runs (newest last), the reference curve and the target loss."""
+        self._last_args = (runs, reference, target)
+        max_points = max(16, 2 * max(1, self.size.width))
+        series: list[ChartSeries] = []
+        if reference:
+            ref = [p for p in reference if p.val_loss is not None and p.train_time_ms is not None]
+            xs, ys = downsample([p.train_time_ms / 1000 for p in ref], [p.val_loss for p in ref], max_points)  # type: ignore[operator,misc]
+            series.append(ChartSeries("record", "reference", xs, ys))
+        self.projection_ms = {}
+        for run in runs:
+            train = [p for p in run.train_points if p.train_time_ms is not None]
+            if train:
+                xs, ys = downsample([p.train_time_ms / 1000 for p in train], [p.train_loss for p in train], max_points)  # type: ignore[operator,misc]
+                series.append(ChartSeries(f"{run.run_id} train", "train", xs, ys))
+            val = [p for p in run.val_points if p.train_time_ms is not None]
+            if val:
+                xs, ys = downsample([p.train_time_ms / 1000 for p in val], [p.val_loss for p in val], max_points)  # type: ignore[operator,misc]
+                series.append(ChartSeries(f"{run.run_id} val", "val", xs, ys))
+            if run.is_live and target:
+                projected = project_time_to_target(run.points, target)
+                if projected is not None and val:
+                    self.projection_ms[run.run_id] = projected
+                    last = val[-1]
+                    series.append(
+                        ChartSeries(
+                            f"{run.run_id} projected", "projection",
+                            [last.train_time_ms / 1000, projected / 1000], [last.val_loss, target],  # type: ignore[operator,list-item]
+                        )
+                    )
+        if target and series:
+            x_lo = min(min(s.xs) for s in series if s.xs)
+            x_hi = max(max(s.xs) for s in series if s.xs)
+            series.append(ChartSeries(f"target {target:g}", "target", [x_lo, x_hi], [target, target]))
+        self.series = series
+        self._draw()
+        self._caption(runs, target)
+
+    def _draw(self) -> None:
+        if not self.is_mounted:
+            return
+        plot = self.query_one(_Plot)
+        plot.clear()
+        colours = {
+            "val": self._colour("chart-val"),
+            "train": self._colour("chart-train"),
+            "reference": self._colour("chart-reference"),
+            "target": self._colour("chart-target"),
+            "projection": self._colour("chart-projection"),
+        }
+        for s in self.series:
+            if len(s.xs) == 1:
+                plot.scatter(s.xs, s.ys, marker_style=colours[s.kind], hires_mode=HiResMode.BRAILLE, label=s.label)
+            elif s.xs:
+                plot.plot(s.xs, s.ys, line_style=colours[s.kind], hires_mode=HiResMode.BRAILLE, label=s.label)
+
+    def _caption(self, runs: list[RunView], target: float | None) -> None:
+        if not self.is_mounted:
+            return
+        caption = self.query_one("#chart-caption", Static)
+        if not runs:
+            caption.update("no runs selected: press r to train the current commit")
+            return
+        parts = []
+        for run in runs[-3:]:
+            best = run.best_val
+            text = f"{run.run_id}: {run.status}"
+            if best is not None:
+                text += f", best val {best:.4f}"
+            if run.run_id in self.projection_ms:
+                text += f", target in ~{self.projection_ms[run.run_id] / 1000:.1f}s (projected)"
+            parts.append(text)
+        caption.update(" · ".join(parts))

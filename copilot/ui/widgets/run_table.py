@@ -1,0 +1,85 @@
+"""Table of the session's runs, updated in place from the projection."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from copilot.core.projection import RunView
+
+COLUMNS = ("run", "commit", "status", "step", "val loss", "train time", "to target", "vs record")
+
+
+def fmt_seconds(ms: float | None) -> str:
+    return "—" if ms is None else f"{ms / 1000:.1f}s"
+
+
+def run_row(run: RunView, record_time_s: float | None) -> tuple[str, ...]:
+    last = run.last_point
+    step = "—"
+    if last is not None:
+        step = f"{last.step}/{last.total_steps}" if last.total_steps else str(last.step)
+    best = run.best_val
+    result = run.result or {}
+    train_ms = result.get("train_time_ms", last.train_time_ms if last else None)
+    ttt = result.get("time_to_target_ms")
+    versus = "—"
+    if ttt is not None and record_time_s:
+        delta = ttt / 1000 - record_time_s
+        versus = f"{delta:+.1f}s ({ttt / 1000 / record_time_s:.0%})"
+    return (
+        run.run_id,
+        run.commit[:7],
+        run.status,
+        step,
+        "—" if best is None else f"{best:.4f}",
+        fmt_seconds(train_ms),
+        fmt_seconds(ttt) if result else "…",
+        versus,
+    )
+
+
+class RunTable(DataTable):
+    """One row per run, keyed by run id; `sync` adds new rows and rewrites changed cells only."""
+
+    DEFAULT_CSS = """
+    RunTable { height: auto; max-height: 10; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=True)
+        self._rows: dict[str, tuple[str, ...]] = {}
+
+    def on_mount(self) -> None:
+        for name in COLUMNS:
+            self.add_column(name, key=name)
+
+    def sync(self, runs: list[RunView], record_time_s: float | None) -> None:
+        for run in runs:
+            row = run_row(run, record_time_s)
+            old = self._rows.get(run.run_id)
+            if old is None:
+                self.add_row(*self._styled(row), key=run.run_id)
+                self.move_cursor(row=self.row_count - 1)
+            elif old != row:
+                for name, before, after in zip(COLUMNS, old, row):
+                    if before != after:
+                        self.update_cell(run.run_id, name, self._styled(row)[COLUMNS.index(name)])
+            self._rows[run.run_id] = row
+
+    def _styled(self, row: tuple[str, ...]) -> list[str | Text]:
+        status = row[2]
+        style = {"running": "bold", "reached_target": "bold"}.get(status, "")
+        cells: list[str | Text] = list(row)
+        cells[2] = Text(status, style=style)
+        return cells
+
+    @property
+    def selected_run_id(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        except Exception:  # cursor outside the table (empty table)
+            return None
+        return str(key.value) if key.value is not None else None

@@ -1,0 +1,89 @@
+"""Helpers for the UI tests: hand-written session events (a small but complete session) and waiting."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from copilot.core.events import Event
+from copilot.core.projection import SessionState
+
+T0 = 1_700_000_000.0
+START = "a" * 40
+C1 = "b" * 40
+
+
+class EventMaker:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def add(self, type: str, **data: Any) -> Event:
+        event = Event(seq=len(self.events) + 1, t=T0 + len(self.events), type=type, data=data)
+        self.events.append(event)
+        return event
+
+
+def metric_points(run_id: str, steps: int = 20, start: float = 6.0, every: int = 5) -> list[dict[str, Any]]:
+    """A falling loss curve: train lines every step, val lines every `every` steps."""
+    out = []
+    for step in range(1, steps + 1):
+        t_ms = step * 100.0
+        loss = start * math.exp(-step / 12) + 3.0
+        out.append({"run_id": run_id, "step": step, "total_steps": steps, "train_loss": loss,
+                    "train_time_ms": t_ms, "step_avg_ms": 100.0})
+        if step % every == 0:
+            out.append({"run_id": run_id, "step": step, "total_steps": steps, "val_loss": loss + 0.05,
+                        "train_time_ms": t_ms})
+    return out
+
+
+def sample_events(with_suggestion: bool = True, finished_run: bool = True, live_run: bool = False) -> list[Event]:
+    m = EventMaker()
+    m.add("session_started", session_id="s-test", mode="copilot", track="micro", record=5,
+          target_val_loss=3.28, provider="oracle", model="oracle", provider_label="offline oracle",
+          offline=True, hint_levels=[], record_time_s=12.5, next_record_time_s=10.0, start_commit=START,
+          branch="main")
+    if finished_run:
+        m.add("run_started", run_id="r1", commit=START, command=["python", "train_gpt.py"], runner="local")
+        for fields in metric_points("r1"):
+            m.add("metric", **fields)
+        m.add("run_finished", run_id="r1", outcome="reached_target", reached_target=True,
+              time_to_target_ms=1500.0, final_val_loss=3.25, train_time_ms=2000.0, wall_time_s=3.1, exit_code=0)
+    m.add("suggestion_requested", suggestion_id="g1", instruction="speed up the optimizer")
+    m.add("suggestion_received", suggestion_id="g1", rationale="Raise the LR and warm up faster.",
+          hunks=[{"index": 0, "path": "train_gpt.py", "search": "lr = 0.01\n", "replace": "lr = 0.02\n"},
+                 {"index": 1, "path": "train_gpt.py", "search": "warmup = 100\n", "replace": "warmup = 50\n"}],
+          prompt_tokens=1200, completion_tokens=300, cost_usd=0.0, latency_s=0.4)
+    m.add("hunk_decided", suggestion_id="g1", hunk_index=0, decision="accept", decision_time_s=2.0)
+    m.add("hunk_decided", suggestion_id="g1", hunk_index=1, decision="reject", feedback="keep warmup",
+          decision_time_s=3.0)
+    m.add("commit_created", sha=C1, parent=START, branch="main", provenance="ai", message="raise lr",
+          suggestion_id="g1")
+    if with_suggestion:
+        m.add("suggestion_requested", suggestion_id="g2", instruction=None)
+        m.add("suggestion_received", suggestion_id="g2", rationale="Three small changes.",
+              hunks=[{"index": i, "path": "train_gpt.py", "search": f"x{i} = {i}\n", "replace": f"x{i} = {i + 10}\n"}
+                     for i in range(3)],
+              prompt_tokens=900, completion_tokens=200, cost_usd=None, latency_s=0.2)
+    if live_run:
+        m.add("run_started", run_id="r2", commit=C1, command=["python", "train_gpt.py"], runner="local")
+        for fields in metric_points("r2", steps=10):
+            m.add("metric", **fields)
+    return m.events
+
+
+def sample_state(**kwargs: Any) -> SessionState:
+    return SessionState.from_events(sample_events(**kwargs))
+
+
+def screen_text(app: Any) -> str:
+    """The current screen as plain text (what a human would read), for asserting on rendered content."""
+    import io
+
+    from rich.console import Console
+
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), record=True, force_terminal=True,
+                      color_system="truecolor", legacy_windows=False)
+    console.print(app.screen._compositor.render_update(full=True))
+    return console.export_text(styles=False)
