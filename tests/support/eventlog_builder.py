@@ -259,7 +259,9 @@ def git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
     """Run git in cwd, return stdout (raises on failure)."""
     import os
 
-    full_env = {**os.environ, **(env or {})}
+    identity = {"GIT_AUTHOR_NAME": "speedcopilot-test", "GIT_AUTHOR_EMAIL": "test@speedcopilot.invalid",
+                "GIT_COMMITTER_NAME": "speedcopilot-test", "GIT_COMMITTER_EMAIL": "test@speedcopilot.invalid"}
+    full_env = {**identity, **os.environ, **(env or {})}
     done = subprocess.run(["git", *args], cwd=cwd, env=full_env, capture_output=True, text=True, check=True)
     return done.stdout
 
