@@ -798,8 +798,9 @@ def _plot_curves(ax: Any, rows: Sequence[SessionSummary]) -> None:
         mode = row.mode or "?"
         xs = [p[0] / 60.0 for p in row.best_time_curve] + [row.wall_time_s / 60.0]
         ys = [p[1] for p in row.best_time_curve] + [row.best_time_curve[-1][1]]
-        ax.step(xs, ys, where="post", color=f"C{modes.index(mode)}", alpha=0.8,
-                label=mode if mode not in labelled else None)
+        colour = f"C{modes.index(mode)}"
+        ax.step(xs, ys, where="post", color=colour, alpha=0.8, label=mode if mode not in labelled else None)
+        ax.plot(xs[:-1], ys[:-1], "o", color=colour, markersize=3)  # the improvements
         labelled.add(mode)
     ax.set_xlabel("session wall time (min)")
     ax.set_ylabel("best time to target (s)")
