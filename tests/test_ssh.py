@@ -1,0 +1,171 @@
+"""SshRunner end to end against a real sshd on 127.0.0.1 (skipped with a reason when openssh-server is missing)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from copilot.core.errors import RunError
+from copilot.core.remote import SshRunner, SshTarget
+from copilot.core.runs import Outcome, RunSpec, group_alive, new_run_id, watch_run
+from tests.support.sshd import SshServer, require_sshd
+
+TRAIN = '''import os, sys, time
+n = int(sys.argv[1]); delay = float(sys.argv[2])
+print("DATA_PATH=" + os.environ.get("DATA_PATH", "-"), "FOO=" + os.environ.get("FOO", "-"), flush=True)
+if len(sys.argv) > 3 and sys.argv[3] == "child":
+    import subprocess
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+for step in range(n + 1):
+    ms = step * 100
+    print(f"step:{step}/{n} val_loss:{4.0 - 0.25 * step:.4f} train_time:{ms}ms step_avg:{ms / max(step, 1):.2f}ms", flush=True)
+    time.sleep(delay)
+sys.exit(int(os.environ.get("EXIT_WITH", "0")))
+'''
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    require_sshd()
+    with SshServer.start(tmp_path_factory.mktemp("ssh")) as srv:
+        yield srv
+
+
+@pytest.fixture
+def remote_root(tmp_path: Path):
+    root = tmp_path / "remote"
+    yield root
+    # everything a test starts, it stops: kill any remote run group still alive
+    for pid_file in root.glob("runs/*/pid"):
+        try:
+            os.killpg(int(pid_file.read_text().strip()), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "train.py").write_text(TRAIN)
+    for args in (["init", "-q", "-b", "main"], ["add", "train.py"], ["commit", "-q", "-m", "seed"]):
+        subprocess.run(["git", *args], cwd=ws, check=True, capture_output=True)
+    return ws
+
+
+def make_spec(workspace: Path, tmp_path: Path, args: list[str], env: dict[str, str] | None = None,
+              target: float = 3.0) -> RunSpec:
+    run_id = new_run_id()
+    return RunSpec(run_id=run_id, command=[sys.executable, "train.py", *args], cwd=workspace,
+                   run_dir=tmp_path / "session" / "runs" / run_id, env=env or {}, target_val_loss=target,
+                   timeout_s=60.0, hang_timeout_s=30.0)
+
+
+def runner_for(server: SshServer, root: Path, **kwargs) -> SshRunner:
+    return SshRunner(server.url(root), ssh_options=server.client_options, poll_s=0.1, **kwargs)
+
+
+def test_parse_targets() -> None:
+    t = SshTarget.parse("ssh://alice@gpu-box:2222/srv/runs")
+    assert (t.user, t.host, t.port, t.path) == ("alice", "gpu-box", 2222, "/srv/runs")
+    home = SshTarget.parse("ssh://gpu/~/speed?data=/mnt/fineweb")
+    assert home.path == "speed" and home.user is None and home.port is None and home.data_path == "/mnt/fineweb"
+    assert home.url == "ssh://gpu/~/speed"
+    for bad in ("http://x/y", "ssh:///path", "ssh://host", "ssh://host/", "ssh://host:notaport/x"):
+        with pytest.raises(RunError):
+            SshTarget.parse(bad)
+
+
+def test_run_streams_live_and_finishes(server: SshServer, remote_root: Path, workspace: Path, tmp_path: Path) -> None:
+    runner = runner_for(server, remote_root, remote_env={"FOO": "bar"})
+    local_data = str(tmp_path / "localdata")
+    env = {**os.environ, "DATA_PATH": local_data, "HOME": "/not/sent"}
+    spec = make_spec(workspace, tmp_path, ["8", "0.15"], env=env)
+    handle = runner.start(spec)
+    seen: list[tuple[float, int]] = []
+
+    async def watch():
+        return await watch_run(handle, spec, on_metric=lambda p: seen.append((time.monotonic(), p.step)), poll_s=0.05)
+
+    result = asyncio.run(watch())
+    ended = time.monotonic()
+    assert result.outcome is Outcome.REACHED_TARGET and result.exit_code == 0
+    assert result.final_val_loss == pytest.approx(2.0) and result.steps == 8
+    # live: the first point arrived well before the run ended (8 × 0.15 s of sleeping after it)
+    assert seen and ended - seen[0][0] > 0.6
+    remote_log = (remote_root / "runs" / spec.run_id / "output.log").read_bytes()
+    assert (spec.run_dir / "output.log").read_bytes() == remote_log
+    first = remote_log.decode().splitlines()[0]
+    assert first == f"DATA_PATH={remote_root.resolve()}/nanogpt-data FOO=bar"
+    assert 1.0 < result.wall_time_s < 20.0
+    # the remote ran the committed workspace
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=workspace, capture_output=True, text=True).stdout.strip()
+    assert (remote_root / "src" / sha / "train.py").read_text() == TRAIN
+    info = (spec.run_dir / "run.json").read_text()
+    assert '"runner": "ssh"' in info and sha in info
+
+
+def test_nonzero_exit_is_mirrored(server: SshServer, remote_root: Path, workspace: Path, tmp_path: Path) -> None:
+    runner = runner_for(server, remote_root, remote_env={"EXIT_WITH": "3"})
+    spec = make_spec(workspace, tmp_path, ["1", "0"])
+    result = asyncio.run(watch_run(runner.start(spec), spec, poll_s=0.05))
+    assert result.outcome is Outcome.CRASHED and result.exit_code == 3
+    assert (spec.run_dir / "exit_code").read_text().strip() == "3"
+
+
+def test_cancel_kills_the_remote_group(server: SshServer, remote_root: Path, workspace: Path, tmp_path: Path) -> None:
+    runner = runner_for(server, remote_root)
+    spec = make_spec(workspace, tmp_path, ["1000", "0.1", "child"])
+    handle = runner.start(spec)
+    deadline = time.monotonic() + 15
+    while b"step:1/" not in (spec.run_dir / "output.log").read_bytes() if (spec.run_dir / "output.log").exists() else True:
+        assert time.monotonic() < deadline, "no live output arrived"
+        time.sleep(0.05)
+    pgid = int((remote_root / "runs" / spec.run_id / "pid").read_text())
+    assert pgid == handle.pgid and group_alive(pgid)
+    handle.cancel(grace_s=2.0)
+    assert not group_alive(pgid)  # the training process and the child it spawned are gone
+    result = asyncio.run(watch_run(handle, spec, poll_s=0.05))
+    assert result.outcome is Outcome.CANCELLED
+    assert not handle.is_alive()
+
+
+def test_reattach_from_a_fresh_runner(server: SshServer, remote_root: Path, workspace: Path, tmp_path: Path) -> None:
+    spec = make_spec(workspace, tmp_path, ["20", "0.1"])
+    first = runner_for(server, remote_root).start(spec)
+    log = spec.run_dir / "output.log"
+    deadline = time.monotonic() + 15
+    while not log.exists() or b"step:2/" not in log.read_bytes():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    first.detach()  # the UI died; the remote run goes on
+    size_at_detach = log.stat().st_size
+    assert not (spec.run_dir / "exit_code").exists()
+
+    handle = runner_for(server, remote_root).attach(spec.run_dir)
+    assert handle.is_alive() and handle.pid == first.pid
+    result = asyncio.run(watch_run(handle, spec, poll_s=0.05))
+    assert result.outcome is Outcome.REACHED_TARGET and result.steps == 20 and result.exit_code == 0
+    assert log.stat().st_size > size_at_detach
+    assert log.read_bytes() == (remote_root / "runs" / spec.run_id / "output.log").read_bytes()
+    with pytest.raises(RunError, match="runner"):
+        from copilot.core.runs import LocalRunner
+
+        LocalRunner().attach(spec.run_dir)
+
+
+def test_refuses_dirty_workspace_and_bad_host(server: SshServer, remote_root: Path, workspace: Path,
+                                              tmp_path: Path) -> None:
+    (workspace / "train.py").write_text(TRAIN + "\n# uncommitted\n")
+    with pytest.raises(RunError, match="uncommitted"):
+        runner_for(server, remote_root).start(make_spec(workspace, tmp_path, ["1", "0"]))
+    closed = SshRunner(f"ssh://{server.user}@127.0.0.1:1{remote_root}", ssh_options=server.client_options)
+    with pytest.raises(RunError, match="ssh to"):
+        closed.root()
