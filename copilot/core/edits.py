@@ -55,7 +55,7 @@ FUZZY_THRESHOLD = 0.9
 # Fuzzy matching evaluates at most this many candidate windows; more candidates than that means the SEARCH
 # text is too generic to place with confidence.
 FUZZY_MAX_WINDOWS = 400
-FUZZY_MIN_LINES = 3  # non-blank SEARCH lines needed before a fuzzy match is trusted
+FUZZY_MIN_LINES = 2  # non-blank SEARCH lines needed before a fuzzy match is tried
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -534,10 +534,12 @@ def _merge(m: _MergeInput) -> list[_OutLine]:
     w_keys = [w.rstrip() for w in W]
     s_keys = [s.rstrip() for s in S]
     r_keys = [r.rstrip() for r in R]
-    map_w = _line_map(s_as_file, w_keys)
+    map_w = _line_map(s_as_file, w_keys, pair_replacements=True)
     map_r = _line_map(s_keys, r_keys)
     # The model's own drift: SEARCH lines with trailing whitespace the file does not have.
-    strip_new = any(S[i] != S[i].rstrip() and W[j] == W[j].rstrip() for i, j in map_w.items())
+    strip_new = any(
+        S[i] != S[i].rstrip() and W[j] == W[j].rstrip() and s_as_file[i] == w_keys[j] for i, j in map_w.items()
+    )
 
     def transform(r: str) -> str:
         if strip_new:
@@ -586,12 +588,16 @@ def _as_file_key(line: str, shift: _Shift) -> str:
     return "\x00unshiftable\x00" if shifted is None else shifted.rstrip()
 
 
-def _line_map(a: list[str], b: list[str]) -> dict[int, int]:
+def _line_map(a: list[str], b: list[str], pair_replacements: bool = False) -> dict[int, int]:
+    """Line i of `a` → line j of `b` for equal lines; with pair_replacements also for lines of a same-size
+    replaced run (a line of SEARCH that the file holds in another version), so that a stale line next to a
+    changed one does not turn the whole region into a conflict."""
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
     mapping: dict[int, int] = {}
-    for block in matcher.get_matching_blocks():
-        for offset in range(block.size):
-            mapping[block.a + offset] = block.b + offset
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal" or (pair_replacements and tag == "replace" and i2 - i1 == j2 - j1):
+            for offset in range(i2 - i1):
+                mapping[i1 + offset] = j1 + offset
     return mapping
 
 
@@ -772,10 +778,14 @@ class _Locator:
         if not chains:
             return None
         if len(chains) > 1:
+            part = next(k for k in range(len(s_parts)) if chains[0][k][0] != chains[1][k][0])
+            first = next((line for line in s_parts[part] if line.strip()), s_parts[part][0])
+            a, b = chains[0][part][0], chains[1][part][0]
             raise self.error(
                 "ambiguous",
-                "the parts of SEARCH around its '...' lines match in more than one way "
-                f"(e.g. starting at line {chains[0][0][0] + 1} and at line {chains[1][0][0] + 1}).",
+                f"SEARCH leaves lines out with '...', and its part {part + 1} (starting {first.strip()!r}) fits "
+                f"more than one place, e.g. line {a + 1} and line {b + 1}.",
+                ((a + 1, self.lines[a]), (b + 1, self.lines[b])),
                 hint="Do not elide lines with '...': copy every line of the region into SEARCH, or add lines to "
                 "make each part unique.",
             )
@@ -836,7 +846,7 @@ class _Locator:
         nonblank = [s for s in S if s.strip()]
         if len(nonblank) < FUZZY_MIN_LINES:
             return None
-        windows = self._windows(S, need=max(2, math.ceil(0.5 * len(nonblank))))
+        windows = self._windows(S, need=max(1, math.ceil(0.5 * len(nonblank))))
         if len(windows) > FUZZY_MAX_WINDOWS:
             return None  # too generic to place with confidence; reported as not found with nearest lines
         scored = self._scored(S, windows)
