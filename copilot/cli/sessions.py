@@ -149,5 +149,8 @@ def run_export(args: argparse.Namespace) -> int:
     else:
         dirs = list_session_dirs(settings.session_dir)
     report = export_sessions(dirs, args.out, anonymize=args.anonymize, salt=args.salt)
-    console().print(f"wrote {args.out}: {report}")
+    scrubbed = ", ".join(f"{k} {v}" for k, v in sorted(report.scrubbed.items())) or "nothing"
+    console().print(f"wrote {args.out}: {len(report.sessions)} session(s); scrubbed: {scrubbed}")
+    for problem in report.problems:
+        console().print(f"[yellow]warning:[/yellow] {problem}")
     return 0

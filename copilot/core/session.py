@@ -133,7 +133,8 @@ class Session:
     ) -> "Session":
         options = options or SessionOptions()
         info = track.record(record)
-        next_time = _next_record_time(track, record)
+        next_record = _next_record_number(track, record)
+        next_time = track.record(next_record).time_s if next_record is not None else None
         session_dir = sessions_root / new_session_id()
         files = track.record_files(record)
         workspace = Workspace.create(
@@ -155,6 +156,7 @@ class Session:
             record_name=info.name,
             target_val_loss=track.target_val_loss,
             record_time_s=info.time_s,
+            next_record=next_record,
             next_record_time_s=next_time,
             provider=provider.name,
             model=provider.model,
@@ -643,12 +645,13 @@ def load_state(session_dir: Path) -> tuple[SessionState, list[str]]:
     return SessionState.from_events(result.events), result.problems
 
 
-def _next_record_time(track: Track, record: int) -> float | None:
-    numbers = [r.number for r in track.records()]
-    later = [n for n in numbers if n > record]
-    if not later:
-        return None
-    return track.record(min(later)).time_s
+def _next_record_number(track: Track, record: int) -> int | None:
+    """The next rung of the ladder (nanogpt's task 6 → 8 skips the re-timing record 7)."""
+    next_of = getattr(track, "next_record", None)
+    if callable(next_of):
+        return next_of(record)
+    later = [r.number for r in track.records() if r.number > record]
+    return min(later) if later else None
 
 
 def _local_runner() -> Any:
