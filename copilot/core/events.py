@@ -53,7 +53,11 @@ EVENT_TYPES: frozenset[str] = frozenset(
 )
 
 # Keys never allowed in an event: secrets must not reach the log.
-_SECRET_KEYS = frozenset({"api_key", "authorization", "auth", "password", "token_secret"})
+_SECRET_KEYS = frozenset(
+    {"api_key", "apikey", "authorization", "auth", "password", "passwd", "secret", "token", "access_token",
+     "refresh_token", "bearer", "x-api-key", "client_secret", "cookie"}
+)
+_SECRET_SUFFIXES = ("_api_key", "_apikey", "_secret", "_password", "_token")
 
 
 @dataclass(frozen=True)
@@ -235,7 +239,8 @@ def _acquire_lock(lock_path: Path) -> int:
 
 def _check_no_secrets(data: dict[str, Any]) -> None:
     for key in _walk_keys(data):
-        if key.lower() in _SECRET_KEYS:
+        lowered = key.lower()
+        if lowered in _SECRET_KEYS or lowered.endswith(_SECRET_SUFFIXES):
             raise ValueError(f"refusing to log secret-looking key {key!r}")
 
 
