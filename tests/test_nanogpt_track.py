@@ -62,7 +62,12 @@ def test_unsynced_track_lists_catalogue_without_code(tmp_path: Path) -> None:
 def test_synced_track_files_and_curves(synced) -> None:
     upstream, track = synced
     assert track.is_synced()
-    assert [r.number for r in track.records()] == [1, 3, 4, 5, 6, 14, 15, 21, 61, 66, 86]
+    # the synced rows, plus the catalogue's records the (small) fixture clone does not list, without code
+    records = track.records()
+    assert [r.number for r in records] == list(range(1, 90))
+    assert {r.number for r in records if r.has_code} == {4, 5, 6, 14, 15, 21, 61}
+    assert track.record(7).extra["note"] == "not in the synced clone's README"
+    assert len(track.record(21).extra["retimings"]) == 2
     assert track.record(4).has_code and not track.record(3).has_code
     assert track.record(61).name == "UnifiedOptimizers"
     files = track.record_files(61)
@@ -78,8 +83,9 @@ def test_synced_track_files_and_curves(synced) -> None:
     assert curve[-1].val_loss == pytest.approx(3.2741) and curve[-1].train_time_ms == 800
     llmc = track.reference_curve(1)
     assert llmc and llmc[-1].val_loss == pytest.approx(3.2722)
-    # the catalogue's numbers survive where the fixture's README has no such rows
-    assert track.record(86).has_code is False
+    # the catalogue's steps/val survive where the synced log holds none
+    assert track.record(3).steps is None and track.record(86).has_code is False
+    assert track.record(89).steps == 1390 and track.record(89).val_loss == pytest.approx(3.2775)
 
 
 def test_hints_from_user_folder(synced, tmp_path: Path) -> None:

@@ -127,6 +127,10 @@ class NanoGPTTrack:
                 if rec.steps is None and rec.key in cat:  # the catalogue's numbers when the log had none
                     merged["steps"], merged["val_loss"] = cat[rec.key].get("steps"), cat[rec.key].get("val_loss")
                 rows.append(merged)
+            synced_keys = {rec.key for rec in index.records}
+            rows += [{**r, "has_code": False, "note": "not in the synced clone's README"}
+                     for key, r in cat.items() if key not in synced_keys]
+            rows.sort(key=lambda r: (int(r["number"]), bool(r.get("retiming")), str(r.get("date") or "")))  # type: ignore[arg-type]
         else:
             rows = [{**r, "has_code": False} for r in self._catalogue_rows()]
         out: dict[int, RecordInfo] = {}
