@@ -266,25 +266,23 @@ def _parse_blocks(lines: list[str], default_path: str) -> ParsedEdits:
 def _claim_path(outside: list[_Outside], since: int, default_path: str) -> str | None:
     """Find the path line just before a SEARCH marker (before or inside the opening fence) and take it out of the
     rationale, together with the opening fence."""
+    recent = [entry for entry in outside[since:] if entry.kind != "blank"][-2:]
+    path: str | None = None
     fence_path: str | None = None
-    fence_seen = False
-    for entry in reversed(outside[since:]):
-        if entry.kind == "blank":
-            continue
+    for entry in reversed(recent):
         if entry.kind == "fence":
-            if fence_seen:
+            if fence_path is not None or not entry.keep and entry is not recent[-1]:
                 break
-            fence_seen = True
-            entry.keep = False
             match = _FENCE_RE.match(entry.text)
-            fence_path = _path_from_fence(match.group(1) if match else "", default_path)
-            continue
-        path = _path_from_line(entry.text, default_path)
-        if path is not None:
             entry.keep = False
-            return path
+            fence_path = _path_from_fence(match.group(1) if match else "", default_path) or ""
+            continue
+        if path is None and (found := _path_from_line(entry.text, default_path)) is not None:
+            entry.keep = False
+            path = found
+            continue
         break
-    return fence_path
+    return path or fence_path or None
 
 
 def _read_block(lines: list[str], start: int, block_no: int) -> tuple[str, str, int]:
