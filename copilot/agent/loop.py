@@ -1,0 +1,525 @@
+"""Autonomous mode: the co-pilot loop with a policy instead of a human, on the same Session engine.
+
+Each node: branch from the parent node's commit, ask the provider for a suggestion (the session's prompt context
+plus a short instruction naming the node's job and the recent search history), accept every hunk, run, and score
+with the same runner and log parser the human gets. Nodes go to the log as node_created / node_scored events,
+so the search tree is a projection of the log (copilot/agent/tree.py) and a killed agent resumes from it.
+
+Hooks for a UI driving the same session: pause() / resume() (take effect between steps; a run in flight keeps
+going), stop() (ends run() at once; a run in flight keeps going and stays attached to the session) and
+take_over() (stop + mode_changed to copilot, so the human continues in the same session).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from copilot.agent.budget import Budget, BudgetUsage
+from copilot.agent.policies import Plan, Policy, next_plan
+from copilot.agent.tree import ROOT_ID, AgentTree, Node
+from copilot.core.errors import (
+    EditApplyError,
+    EditParseError,
+    ProviderError,
+    RunError,
+    SpeedcopilotError,
+    WorkspaceError,
+)
+from copilot.core.events import EVENTS_FILE, Event, read_events
+
+BUGGY_OUTCOMES = frozenset({"crashed", "diverged", "hung", "timed_out", "cancelled"})
+HISTORY_NODES = 6  # nodes listed in the instruction
+ERROR_CHARS = 1500  # error text kept per node (node_scored.error, instruction)
+LINE_CHARS = 160  # one history line
+WATCH_POLL_S = 0.5  # how often budgets are checked while a run is in flight
+
+
+class _Stopped(Exception):
+    """stop() or take_over() was called."""
+
+
+@dataclass
+class AgentProgress:
+    """What a display needs after each change: the tree, the spending and what the agent is doing now."""
+
+    tree: AgentTree
+    usage: BudgetUsage
+    budget: Budget
+    policy: Policy
+    activity: str
+    node_id: int | None = None
+    last_line: str = ""
+    paused: bool = False
+
+
+@dataclass
+class AgentSummary:
+    session_id: str
+    policy: str
+    stop_reason: str  # budget | policy_complete | stopped | taken_over | provider_failed
+    detail: str
+    nodes: list[Node] = field(default_factory=list)
+    best: Node | None = None
+    baseline: Node | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def buggy(self) -> int:
+        return sum(1 for n in self.nodes if n.buggy)
+
+
+class AutonomousAgent:
+    def __init__(
+        self,
+        session: Any,
+        policy: Policy,
+        budget: Budget,
+        seed: int = 0,
+        *,
+        close_on_finish: bool = True,
+        max_provider_failures: int = 3,
+    ) -> None:
+        self.session = session
+        self.policy = policy
+        self.budget = budget
+        self.seed = seed
+        self.close_on_finish = close_on_finish
+        self.max_provider_failures = max_provider_failures
+        self.tree = AgentTree()
+        self.usage = BudgetUsage()
+        self.activity = "idle"
+        self.node_id: int | None = None
+        self.last_line = ""
+        self._gate = asyncio.Event()
+        self._gate.set()
+        self._stop_reason: str | None = None
+        self._current: asyncio.Future[Any] | None = None
+        self._on_progress: Callable[[AgentProgress], None] | None = None
+        self._provider_failures = 0
+        self._guard_blocked: set[str] = set()
+        self._budget_cut: str | None = None
+        self._running = False
+
+    # -- hooks for a driver (UI, CLI) ----------------------------------------------------------
+    @property
+    def paused(self) -> bool:
+        return not self._gate.is_set()
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def pause(self) -> None:
+        """Hold before the next suggestion or run (a run in flight keeps going)."""
+        if not self.paused:
+            self._gate.clear()
+            self._log_note("agent paused", "agent_paused")
+            self._progress("paused")
+
+    def resume(self) -> None:
+        if self.paused:
+            self._gate.set()
+            self._log_note("agent resumed", "agent_resumed")
+            self._progress("resumed")
+
+    def stop(self, reason: str = "stopped") -> None:
+        """End run() now. A suggestion in flight is abandoned (logged as failed); a run in flight keeps going
+        and stays attached to the session (session.watch_run can follow it; a later run() scores it)."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self._gate.set()
+        if self._current is not None and not self._current.done():
+            self._current.cancel()
+
+    def take_over(self) -> None:
+        """The human takes the wheel: stop the agent and switch the session to co-pilot mode."""
+        self.stop("taken_over")
+        if self.session.log.is_open:
+            self.session.log.append("mode_changed", mode="copilot", previous="auto", by="human")
+
+    # -- the loop ------------------------------------------------------------------------------
+    async def run(self, on_progress: Callable[[AgentProgress], None] | None = None) -> AgentSummary:
+        """Search until a budget ends, the policy is done, or stop()/take_over(); resumable from the log."""
+        if self._running:
+            raise SpeedcopilotError("the agent is already running")
+        self._running = True
+        self._on_progress = on_progress
+        self._stop_reason = None
+        events = read_events(self.session.dir / EVENTS_FILE).events
+        self.tree = AgentTree.from_events(events)
+        self.usage = BudgetUsage.from_events(events)
+        self.session.subscribe(self._on_event)
+        try:
+            self._prepare()
+            kind, detail = await self._search()
+        except _Stopped:
+            kind, detail = self._stop_reason or "stopped", "stopped by request"
+        finally:
+            self.session.unsubscribe(self._on_event)
+            self._running = False
+            self._current = None
+        self._progress(f"finished: {detail}")
+        if kind in ("budget", "policy_complete", "provider_failed") and self.close_on_finish \
+                and self.session.log.is_open:
+            self.session.close(reason="budget_exhausted" if kind == "budget" else kind)
+        return self.summary(kind, detail)
+
+    def summary(self, kind: str = "", detail: str = "") -> AgentSummary:
+        return AgentSummary(
+            session_id=self.session.id,
+            policy=self.policy.name,
+            stop_reason=kind,
+            detail=detail,
+            nodes=self.tree.search_nodes,
+            best=self.tree.best(),
+            baseline=self.tree.root,
+            usage=self.usage.to_dict(),
+        )
+
+    def _prepare(self) -> None:
+        if self.session.state.mode != "auto":
+            self.session.log.append("mode_changed", mode="auto", previous=self.session.state.mode, by="agent")
+        config = self.config()
+        if self.tree.config != config:
+            self.session.log.append(
+                "note",
+                text=f"autonomous agent: policy {self.policy.name}, seed {self.seed}, budget {self.budget.to_dict()}",
+                kind="agent_config",
+                agent=config,
+            )
+        if self.session.workspace.is_dirty():  # left by a killed agent between writing and committing
+            self.session.workspace.repo.git.stash("push", "--include-untracked", "-m", "left by a killed agent")
+            self._log_note("stashed uncommitted changes left in the workspace (git stash list)", "agent_stash")
+
+    def config(self) -> dict[str, Any]:
+        return {"policy": self.policy.to_dict(), "budget": self.budget.to_dict(), "seed": self.seed}
+
+    async def _search(self) -> tuple[str, str]:
+        for node in self.tree.unscored():  # resumed: created before the kill, never scored
+            await self._wait_gate()
+            await self._finish_unscored(node)
+        while True:
+            await self._wait_gate()
+            reason = self.budget.exhausted(self.usage)
+            if reason is not None:
+                self.session.log.append("budget_exhausted", reason=reason, budget=self.budget.to_dict(),
+                                        usage=self.usage.to_dict())
+                return "budget", reason
+            if self.tree.root is None:
+                await self._run_root()
+                continue
+            plan = next_plan(self.tree, self.policy, self.seed)
+            if plan is None:
+                self._log_note(f"policy {self.policy.name} complete", "agent_done")
+                return "policy_complete", f"policy {self.policy.name} has no further steps"
+            await self._expand(plan)
+            if self._provider_failures >= self.max_provider_failures:
+                message = (f"the provider failed {self._provider_failures} times in a row; check the endpoint, "
+                           "model and API key, then resume with `speedcopilot auto --resume`")
+                self.session.log.append("error", message=message, where="agent")
+                return "provider_failed", message
+
+    async def _wait_gate(self) -> None:
+        if self._stop_reason is not None:
+            raise _Stopped
+        if not self._gate.is_set():
+            self._progress("paused")
+            await self._gate.wait()
+        if self._stop_reason is not None:
+            raise _Stopped
+
+    # -- nodes ---------------------------------------------------------------------------------
+    async def _run_root(self) -> None:
+        start = self.session.state.start_commit
+        branch = self._branch_for(ROOT_ID, start)
+        self._create(ROOT_ID, None, start, start, branch, "root", 0, Plan(-1, ROOT_ID, "root", 1), None,
+                     "baseline: the starting record")
+        await self._run_node(self.tree.nodes[ROOT_ID])
+
+    async def _expand(self, plan: Plan) -> None:
+        node_id = self.tree.next_id()
+        parent = self.tree.nodes[plan.parent]
+        base = self._base_of(parent)
+        depth = parent.debug_depth + 1 if plan.kind == "debug" else 0
+        branch = self._branch_for(node_id, base)
+        self.node_id = node_id
+        self._progress(f"asking for a suggestion ({plan.kind} of {parent.label})")
+        instruction = self._instruction(plan, node_id, parent)
+        try:
+            view = await self._await(self.session.request_suggestion(instruction=instruction))
+        except (ProviderError, EditParseError, EditApplyError) as exc:
+            if isinstance(exc, ProviderError):
+                self._provider_failures += 1
+            suggestion_id = self._last_suggestion_id()
+            self._create(node_id, plan.parent, None, base, branch, plan.kind, depth, plan, suggestion_id, "")
+            self._score_failure(node_id, "suggestion_failed", type(exc).__name__, str(exc))
+            return
+        self._provider_failures = 0
+        try:
+            commit = self.session.decide(view.id, [_accept(h.index) for h in view.hunks])
+        except (EditApplyError, WorkspaceError) as exc:
+            self._create(node_id, plan.parent, None, base, branch, plan.kind, depth, plan, view.id, view.rationale)
+            self._score_failure(node_id, "apply_failed", type(exc).__name__, str(exc))
+            return
+        if commit is None:
+            self._create(node_id, plan.parent, None, base, branch, plan.kind, depth, plan, view.id, view.rationale)
+            self._score_failure(node_id, "no_change", "no_change", "the suggestion did not change any file")
+            return
+        self._create(node_id, plan.parent, commit.sha, base, branch, plan.kind, depth, plan, view.id, commit.message)
+        await self._run_node(self.tree.nodes[node_id])
+
+    async def _finish_unscored(self, node: Node) -> None:
+        """A node created before a kill: score its run (re-attached or finished meanwhile), else run it again."""
+        self.node_id = node.id
+        if node.commit is None:
+            self._score_failure(node.id, "interrupted", "interrupted", "the agent stopped before this node had code")
+            return
+        run_id = self._run_of(node)
+        result: dict[str, Any] | None = None
+        self._budget_cut = None
+        if run_id is not None and run_id in self.session.live_runs():
+            self._progress(f"re-attached to the run of {node.label}")
+            result = await self._watch(node, run_id)
+        elif run_id is not None and self.session.state.runs[run_id].result is not None:
+            result = self.session.state.runs[run_id].result
+        if result is not None and (result.get("outcome") != "cancelled" or self._budget_cut):
+            self._score_result(node, result, reason_override="budget" if self._budget_cut else None)
+            return
+        # never started, lost, or cancelled by a user stopping the agent: not the code's fault
+        self._log_note(f"running {node.label} again: its run did not finish", "agent_rerun")
+        await self._run_node(node)
+
+    async def _run_node(self, node: Node) -> None:
+        self.node_id = node.id
+        self._to_branch(node.branch, node.commit)
+        self._progress(f"starting the run of {node.label}")
+        try:
+            run = self.session.start_run(allow_guard_findings=False)
+        except RunError as exc:
+            refused = node.commit in self._guard_blocked
+            self._score_failure(node.id, "guard_refused" if refused else "start_failed",
+                                "guard" if refused else "start_failed", str(exc))
+            return
+        await self._score_run(node, run.run_id)
+
+    async def _score_run(self, node: Node, run_id: str) -> None:
+        try:
+            result = await self._watch(node, run_id)
+        except RunError as exc:
+            self._score_failure(node.id, "watch_failed", "watch_failed", str(exc))
+            return
+        self._score_result(node, result, reason_override="budget" if self._budget_cut else None)
+
+    async def _watch(self, node: Node, run_id: str) -> dict[str, Any]:
+        """Follow a run to its end, cancelling it if it exhausts the wall or accelerator budget."""
+        self._progress(f"running {node.label}")
+        self._budget_cut = None
+        watcher = asyncio.ensure_future(self.session.watch_run(run_id, on_line=self._on_line))
+        self._current = watcher
+        view = self.session.state.runs.get(run_id)
+        try:
+            while not watcher.done():
+                await asyncio.wait({watcher}, timeout=WATCH_POLL_S)
+                if self._stop_reason is not None:
+                    raise _Stopped
+                if self._budget_cut is None and not watcher.done() and view is not None:
+                    live = self.usage.gpus * max(0.0, time.time() - view.started_at)
+                    self._budget_cut = self.budget.run_limit_hit(self.usage, None, live)
+                    if self._budget_cut is not None:
+                        self._log_note(f"cancelling the run of {node.label}: {self._budget_cut}", "agent_budget_cut")
+                        await asyncio.to_thread(self.session.cancel_run, run_id)
+        finally:
+            if not watcher.done():  # stop() or an outer cancel: stop watching, never the run
+                watcher.cancel()
+            self._current = None
+        if watcher.cancelled():
+            raise _Stopped
+        return watcher.result().to_event_fields()
+
+    # -- scoring -------------------------------------------------------------------------------
+    def _score_result(self, node: Node, result: dict[str, Any], reason_override: str | None = None) -> None:
+        outcome = str(result.get("outcome"))
+        final = result.get("final_val_loss")
+        reason: str | None = None
+        if outcome in BUGGY_OUTCOMES:
+            reason = outcome
+        elif final is None or not math.isfinite(float(final)):
+            reason = "no_metric"
+        elif result.get("timer_suspect"):
+            reason = "timer_suspect"
+        if reason_override and reason:
+            reason = reason_override
+        reached = bool(result.get("reached_target")) and reason is None
+        tail = result.get("error_tail") or []
+        self.session.log.append(
+            "node_scored",
+            node_id=node.id,
+            buggy=reason is not None,
+            outcome=outcome,
+            reason=reason,
+            time_to_target_ms=result.get("time_to_target_ms") if reached else None,
+            final_val_loss=final,
+            reached_target=reached,
+            run_id=result.get("run_id"),
+            wall_time_s=result.get("wall_time_s"),
+            error="\n".join(tail)[-ERROR_CHARS:] if tail else None,
+        )
+        self._progress(f"scored {node.label}: {outcome}")
+
+    def _score_failure(self, node_id: int, outcome: str, reason: str, error: str) -> None:
+        self.session.log.append(
+            "node_scored",
+            node_id=node_id,
+            buggy=True,
+            outcome=outcome,
+            reason=reason,
+            time_to_target_ms=None,
+            final_val_loss=None,
+            reached_target=False,
+            run_id=None,
+            wall_time_s=None,
+            error=error[-ERROR_CHARS:],
+        )
+        self._progress(f"scored node {node_id}: {outcome}")
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _create(self, node_id: int, parent: int | None, commit: str | None, base: str | None, branch: str,
+                kind: str, depth: int, plan: Plan, suggestion_id: str | None, description: str) -> None:
+        self.session.log.append(
+            "node_created",
+            node_id=node_id,
+            parent=parent,
+            commit=commit,
+            base=base,
+            branch=branch,
+            kind=kind,
+            debug_depth=depth,
+            step=plan.step,
+            step_size=plan.size,
+            suggestion_id=suggestion_id,
+            description=description[:200],
+        )
+
+    async def _await(self, coro: Any) -> Any:
+        task = asyncio.ensure_future(coro)
+        self._current = task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if self._stop_reason is not None:
+                raise _Stopped from None
+            raise
+        finally:
+            self._current = None
+
+    def _base_of(self, node: Node) -> str:
+        """The code a node stands for: its commit, else (no commit) what it was branched from."""
+        return node.commit or node.base or self.session.state.start_commit
+
+    def _branch_for(self, node_id: int, sha: str) -> str:
+        """Branch node-<id> at sha; reuse it if a killed agent made it and left it there."""
+        name = f"node-{node_id}"
+        workspace = self.session.workspace
+        existing = set(workspace.branches())
+        if name in existing:
+            if workspace.repo.heads[name].commit.hexsha == sha:
+                if workspace.branch() != name:
+                    self.session.switch_branch(name)
+                return name
+            k = 2
+            while f"{name}-{k}" in existing:
+                k += 1
+            name = f"{name}-{k}"
+        return self.session.checkout(sha, branch=name)
+
+    def _to_branch(self, branch: str, commit: str | None) -> None:
+        workspace = self.session.workspace
+        if workspace.branch() != branch and branch in workspace.branches():
+            self.session.switch_branch(branch)
+        if commit and workspace.head_sha() != commit:
+            raise WorkspaceError(f"branch {branch} is at {workspace.head_sha()[:10]}, expected {commit[:10]}; "
+                                 "the workspace was changed outside the agent")
+
+    def _run_of(self, node: Node) -> str | None:
+        runs = [r for r in self.session.state.runs.values()
+                if r.commit == node.commit and (node.created_t is None or r.started_at >= node.created_t)]
+        return runs[-1].run_id if runs else None
+
+    def _last_suggestion_id(self) -> str | None:
+        return next(reversed(self.session.state.suggestions), None) if self.session.state.suggestions else None
+
+    def _on_event(self, event: Event) -> None:
+        self.tree.apply(event)
+        self.usage.apply(event)
+        if event.type == "guard_report" and event.get("blocking"):
+            self._guard_blocked.add(event.get("commit"))
+
+    def _on_line(self, line: str) -> None:
+        self.last_line = line
+        if self._on_progress is not None and ("val_loss" in line or "Error" in line):
+            self._progress(self.activity)
+
+    def _log_note(self, text: str, kind: str) -> None:
+        if self.session.log.is_open:
+            self.session.log.append("note", text=text, kind=kind)
+
+    def _progress(self, activity: str) -> None:
+        self.activity = activity
+        if self._on_progress is not None:
+            self._on_progress(AgentProgress(self.tree, self.usage, self.budget, self.policy, activity,
+                                            self.node_id, self.last_line, self.paused))
+
+    # -- the instruction -------------------------------------------------------------------------
+    def _instruction(self, plan: Plan, node_id: int, parent: Node) -> str:
+        head = f"Autonomous search ({self.policy.name}), node {node_id}. "
+        if plan.kind == "draft":
+            drafts = sum(1 for n in self.tree.search_nodes if n.kind == "draft") + 1
+            task = (f"Draft {drafts} of {self.policy.initial_drafts}: propose one self-contained change to the "
+                    "starting script that reaches the target validation loss in less training time. "
+                    "Try an idea different from the earlier drafts listed below.")
+        elif plan.kind == "debug":
+            task = (f"{parent.label.capitalize()} is buggy ({describe(parent)}). Fix what broke while keeping its "
+                    "intended change; the script in front of you is that node's code.")
+            if parent.error:
+                task += "\nIts error output ended with:\n" + parent.error[-ERROR_CHARS:]
+        else:
+            task = (f"Improve on {parent.label} ({describe(parent)}), the best so far; the script in front of you "
+                    "is its code. Propose one further change that reaches the target in less training time.")
+        return head + task + self._history(node_id)
+
+    def _history(self, node_id: int) -> str:
+        nodes = [n for n in self.tree.nodes.values() if n.id != node_id][-HISTORY_NODES:]
+        if not nodes:
+            return ""
+        lines = ["", "Search so far (most recent last):"]
+        for n in nodes:
+            origin = "baseline" if n.id == ROOT_ID else f"{n.kind} of {self.tree.nodes[n.parent].label}" \
+                if n.parent in self.tree.nodes else n.kind
+            text = f"- {n.label} ({origin}): {n.description or '(no change)'} -> {describe(n)}"
+            lines.append(text[:LINE_CHARS])
+        return "\n".join(lines)
+
+
+def describe(node: Node) -> str:
+    """One line: how a node did."""
+    if not node.scored:
+        return "not scored yet"
+    if node.buggy:
+        last = (node.error or "").strip().splitlines()[-1:] or [""]
+        detail = f": {last[0][:100]}" if last[0] else ""
+        return f"buggy, {node.outcome}{detail}"
+    if node.reached_target and node.time_to_target_ms is not None:
+        return f"reached the target in {node.time_to_target_ms / 1000:.1f} s"
+    if node.final_val_loss is not None:
+        return f"ended above the target at val loss {node.final_val_loss:.4f}"
+    return str(node.outcome)
+
+
+def _accept(index: int) -> Any:
+    from copilot.core.session import HunkDecision
+
+    return HunkDecision(index, "accept", decision_time_s=0.0)

@@ -1,0 +1,203 @@
+"""`speedcopilot auto`: the autonomous agent, headless, with a live tree of its nodes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from typing import Any
+
+from copilot.cli._common import (
+    add_provider_flags,
+    add_session_dir_flag,
+    add_track_flag,
+    console,
+    fmt_seconds,
+)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from copilot.agent.policies import DEFAULT_NODES, POLICIES
+
+    parser = subparsers.add_parser("auto", help="let the autonomous agent search from record N (or resume it)")
+    parser.add_argument("--record", type=int, default=None, help="record to start from (default 0)")
+    add_track_flag(parser)
+    add_provider_flags(parser)
+    parser.add_argument("--policy", choices=list(POLICIES), default=None,
+                        help="search scaffold (default tree; resumed sessions keep theirs)")
+    parser.add_argument("--nodes", type=int, default=None,
+                        help=f"node budget, the baseline run not counted (default {DEFAULT_NODES})")
+    parser.add_argument("--budget-minutes", type=float, default=None, help="wall-clock budget in minutes")
+    parser.add_argument("--budget-usd", type=float, default=None, help="LLM spending budget in US dollars")
+    parser.add_argument("--budget-tokens", type=int, default=None, help="LLM token budget (prompt + completion)")
+    parser.add_argument("--budget-accel-seconds", type=float, default=None,
+                        help="accelerator budget: GPUs × run seconds (CPU seconds on the micro track)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the policy's random choices (default 0)")
+    parser.add_argument("--gpus", type=int, default=None, help="GPUs per run (nanogpt track: 1, 2, 4 or 8)")
+    parser.add_argument("--runner", default=None, help="local (default) or ssh://[user@]host[:port]/path")
+    parser.add_argument("--resume", metavar="ID", default=None, help="continue a session (id, prefix, or 'last')")
+    add_session_dir_flag(parser)
+    parser.set_defaults(func=run)
+
+
+def agent_settings(args: argparse.Namespace, saved: dict[str, Any] | None) -> tuple[Any, Any, int]:
+    """Policy, budget and seed: flags, else what a resumed session used, else defaults."""
+    from copilot.agent.budget import Budget
+    from copilot.agent.policies import DEFAULT_NODES, Policy, get_policy
+
+    saved = saved or {}
+    saved_budget = dict(saved.get("budget") or {})
+    flags = {"nodes": args.nodes, "wall_minutes": args.budget_minutes, "usd": args.budget_usd,
+             "tokens": args.budget_tokens, "accel_seconds": args.budget_accel_seconds}
+    merged = {**saved_budget, **{k: v for k, v in flags.items() if v is not None}}
+    if "nodes" not in merged and not saved:
+        merged["nodes"] = DEFAULT_NODES
+    budget = Budget.from_dict(merged)
+    if args.policy is not None:
+        policy = get_policy(args.policy, budget.nodes)
+    elif saved.get("policy"):
+        policy = Policy.from_dict(saved["policy"])
+        if policy.name == "flat" and args.nodes is not None:
+            policy = get_policy("flat", budget.nodes)
+    else:
+        policy = get_policy("tree", budget.nodes)
+    seed = args.seed if args.seed is not None else int(saved.get("seed", 0) or 0)
+    return policy, budget, seed
+
+
+def run(args: argparse.Namespace) -> int:
+    from copilot.agent.loop import AutonomousAgent
+    from copilot.agent.tree import AgentTree
+    from copilot.cli.start import open_session
+    from copilot.core.events import EVENTS_FILE, read_events
+
+    for name in ("participant", "mode", "theme"):  # open_session reads these from `start`'s flags
+        if not hasattr(args, name):
+            setattr(args, name, None)
+    _, session = open_session(args, mode="auto")
+    out = console()
+    try:
+        saved = AgentTree.from_events(read_events(session.dir / EVENTS_FILE).events).config
+        policy, budget, seed = agent_settings(args, saved)
+        agent = AutonomousAgent(session, policy, budget, seed)
+        out.print(f"[bold]speedcopilot auto[/] · session {session.id} · policy {policy.name} · seed {seed} · "
+                  f"{session.state.track} record {session.state.record} · provider {session.state.provider_label}")
+        summary = asyncio.run(_drive(agent, out))
+    finally:
+        if session.log.is_open:
+            live = session.live_runs()
+            session.close(reason="interrupted")
+            if live:
+                out.print(f"run(s) {', '.join(live)} keep going; `speedcopilot auto --resume {session.id}` "
+                          "picks them up")
+    _print_summary(out, summary, session)
+    return 0
+
+
+async def _drive(agent: Any, out: Any) -> Any:
+    from rich.live import Live
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, agent.stop, "interrupted")
+        except (NotImplementedError, RuntimeError):
+            pass
+    view = TreeView(agent.session)
+    if out.is_terminal:
+        with Live(view.render(None), console=out, refresh_per_second=4, transient=False) as live:
+            return await agent.run(on_progress=lambda p: live.update(view.render(p)))
+    summary = await agent.run(on_progress=lambda p: view.print_new(out, p))
+    if view.last is not None:
+        out.print(view.render(view.last))
+    return summary
+
+
+class TreeView:
+    """Renders the agent's progress: the node tree, the best time so far, the budget spent, the activity."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self._printed: set[int] = set()
+        self.last: Any = None
+
+    def render(self, progress: Any) -> Any:
+        from rich.console import Group
+        from rich.text import Text
+        from rich.tree import Tree
+
+        if progress is None:
+            return Text("starting…")
+        tree = progress.tree
+        root = tree.root
+        top = Tree(_node_text(root) if root is not None else Text("baseline (not run yet)"))
+        self._add_children(top, tree, 0)
+        best = tree.best()
+        state = self.session.state
+        lines = [top, Text(f"best: {_best_text(best)}" + _record_text(state))]
+        lines.append(Text("budget: " + progress.budget.describe(progress.usage)))
+        now = ("[paused] " if progress.paused else "") + progress.activity
+        lines.append(Text(f"now: {now}", style="dim"))
+        if progress.last_line:
+            lines.append(Text(progress.last_line[-120:], style="dim"))
+        return Group(*lines)
+
+    def _add_children(self, branch: Any, tree: Any, node_id: int) -> None:
+        for child in tree.children(node_id):
+            self._add_children(branch.add(_node_text(child)), tree, child.id)
+
+    def print_new(self, out: Any, progress: Any) -> None:
+        """Plain output (not a terminal): one line per node as it is scored."""
+        self.last = progress
+        for node in sorted(progress.tree.nodes.values(), key=lambda n: n.id):
+            if node.scored and node.id not in self._printed:
+                self._printed.add(node.id)
+                out.print(_node_text(node))
+
+
+def _node_text(node: Any) -> Any:
+    from rich.text import Text
+
+    from copilot.agent.loop import describe
+
+    kind = "baseline" if node.kind == "root" else node.kind
+    text = Text(f"{node.label} [{kind}] ")
+    text.append((node.description or "")[:60] + " ", style="dim")
+    if not node.scored:
+        style = "yellow"
+    elif node.buggy:
+        style = "red"
+    elif node.reached_target:
+        style = "green"
+    else:
+        style = "cyan"
+    text.append(describe(node), style=style)
+    return text
+
+
+def _best_text(best: Any) -> str:
+    if best is None:
+        return "–"
+    if best.reached_target and best.time_to_target_ms is not None:
+        return f"{best.label}, target in {fmt_seconds(best.time_to_target_ms / 1000)}"
+    if best.final_val_loss is not None:
+        return f"{best.label}, above target (val {best.final_val_loss:.4f})"
+    return best.label
+
+
+def _record_text(state: Any) -> str:
+    parts = []
+    if state.record_time_s is not None:
+        parts.append(f"record {state.record}: {fmt_seconds(state.record_time_s)}")
+    if state.next_record_time_s is not None:
+        parts.append(f"record {state.record + 1}: {fmt_seconds(state.next_record_time_s)}")
+    return f"  ({'; '.join(parts)})" if parts else ""
+
+
+def _print_summary(out: Any, summary: Any, session: Any) -> None:
+    out.print(f"stopped: {summary.stop_reason} ({summary.detail})")
+    out.print(f"nodes: {len(summary.nodes)} ({summary.buggy} buggy); best: {_best_text(summary.best)}")
+    usage = summary.usage
+    out.print(f"spent: {usage.get('wall_minutes', 0):.1f} min, {usage.get('tokens', 0)} tokens, "
+              f"${usage.get('usd', 0.0):.4f}, {usage.get('accel_seconds', 0.0):.1f} accelerator-s")
+    out.print(f"session {summary.session_id} in {session.dir}")
