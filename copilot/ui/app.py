@@ -136,6 +136,7 @@ class CopilotApp(App[int]):
         except Exception:  # unknown theme name in the config: keep going with ours
             self.theme = DEFAULT_THEME
             self.notify(f"unknown theme {self._initial_theme!r}; using {DEFAULT_THEME}", severity="warning")
+        self._saved_theme = self.theme
         self.theme_changed_signal.subscribe(self, self._on_theme_changed)
         if self.session is not None:
             self.session.subscribe(self._on_event)
@@ -202,6 +203,7 @@ class CopilotApp(App[int]):
             screen.set_boxed_titles()
         if "suggestion" in dirty:
             self._render_suggestion(screen)
+            self.refresh_bindings()
         if "script" in dirty:
             self._render_script(screen)
         if "runs" in dirty:
@@ -221,6 +223,7 @@ class CopilotApp(App[int]):
     def invalidate_all(self) -> None:
         """Redraw everything (after a layout change or a theme switch)."""
         self._dirty |= ALL_PANES
+        self._shown_suggestion = None  # the cards were recomposed away
         screen = self._main()
         if screen is not None:
             tail = screen.query(LogTail)
@@ -256,7 +259,7 @@ class CopilotApp(App[int]):
             key_hint.update("s: ask for a suggestion" if not requesting else "waiting for the model…")
             return
         cards = list(hunks_box.query(HunkCard))
-        same = self._shown_suggestion == view.id and len(cards) == len(view.hunks)
+        same = self._shown_suggestion == view.id
         if not same:
             hunks_box.remove_children()
             now = time.monotonic()
@@ -270,7 +273,7 @@ class CopilotApp(App[int]):
             self.selected_hunk = 0
             if view.status == "received":
                 self._load_previews(view)
-                if new_cards:
+                if new_cards and screen.pane_visible("suggestion"):
                     self.call_after_refresh(self._focus_hunk, 0)
         else:
             for card, hunk in zip(cards, view.hunks):
@@ -403,7 +406,7 @@ class CopilotApp(App[int]):
                         "next_hunk", "prev_hunk", "goto_hunk"}
         if action in hunk_actions:
             view = self.state.current_suggestion
-            return True if view is not None and view.status == "received" and view.hunks else None
+            return view is not None and view.status == "received" and bool(view.hunks)
         return True
 
     # -- suggestion actions -------------------------------------------------------------------------
@@ -510,13 +513,9 @@ class CopilotApp(App[int]):
             return
         position = max(0, min(position, len(cards) - 1))
         self.selected_hunk = position
-        if screen.focused is None or isinstance(screen.focused, HunkCard) or not self._wide():
+        if screen.pane_visible("suggestion"):
             cards[position].focus()
         cards[position].scroll_visible()
-
-    def _wide(self) -> bool:
-        screen = self._main()
-        return bool(screen and screen.wide)
 
     def action_next_hunk(self) -> None:
         self._focus_hunk(self.selected_hunk + 1)
@@ -762,6 +761,9 @@ class CopilotApp(App[int]):
         self.notify(f"theme: {self.theme}", timeout=2)
 
     def _on_theme_changed(self, theme: Any) -> None:
+        if theme.name == self._saved_theme:
+            return  # the initial theme (or a repeat) is not a change to save
+        self._saved_theme = theme.name
         if self.on_theme_saved is not None:
             try:
                 self.on_theme_saved(theme.name)

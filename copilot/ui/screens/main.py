@@ -159,6 +159,15 @@ class MainScreen(Screen):
         if found:
             self.call_after_refresh(found.first().focus)
 
+    def pane_visible(self, name: str) -> bool:
+        """True when the pane is on screen (always in the split layout, the active tab otherwise)."""
+        if self.wide and name in ("suggestion", "runs", "chart"):
+            return True
+        for tabs in self.query(TabbedContent):
+            if tabs.query(f"#pane-{name}"):
+                return tabs.active == f"pane-{name}"
+        return False
+
     def set_boxed_titles(self) -> None:
         for pane in self.query(".boxed"):
             pane.border_title = PANE_TITLES.get(pane.id or "", "")

@@ -54,15 +54,17 @@ class HunkCard(Vertical, can_focus=True):
 
     def __init__(self, hunk: HunkView, total: int, staged: StagedDecision | None = None,
                  preview: list[str] | None = None) -> None:
-        super().__init__(id=f"hunk-{hunk.index}")
+        super().__init__(classes=f"hunk-{hunk.index}")  # no id: a re-render may overlap the old cards' removal
         self.hunk = hunk
         self.total = total
         self.staged = staged
         self.preview = preview
+        self._diff = DiffView(self._lines())
+        self._note = Static("", classes="hunk-note")
 
     def compose(self) -> ComposeResult:
-        yield DiffView(self._lines())
-        yield Static("", classes="hunk-note")
+        yield self._diff
+        yield self._note
 
     def on_mount(self) -> None:
         self._refresh_labels()
@@ -82,7 +84,7 @@ class HunkCard(Vertical, can_focus=True):
 
     def update_card(self, hunk: HunkView, staged: StagedDecision | None, preview: list[str] | None) -> None:
         self.hunk, self.staged, self.preview = hunk, staged, preview
-        self.query_one(DiffView).set_lines(self._lines())
+        self._diff.set_lines(self._lines())
         self._refresh_labels()
 
     def _refresh_labels(self) -> None:
@@ -96,7 +98,7 @@ class HunkCard(Vertical, can_focus=True):
         for name in ("accept", "reject", "edit"):
             self.set_class(decision == name, f"-{name}")
         feedback = (self.staged.feedback if self.staged else None) or self.hunk.feedback
-        note = self.query_one(".hunk-note", Static)
+        note = self._note
         note.update(f"feedback: {feedback}" if feedback else "")
         note.display = bool(feedback)
 
