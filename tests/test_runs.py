@@ -207,6 +207,12 @@ async def test_crash_reports_exit_code_and_traceback_tail(tmp_path: Path, runner
     assert result.error_tail[-1] == "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"
 
 
+async def test_script_killed_by_a_signal_is_a_crash_with_the_shell_status(tmp_path: Path, runner: LocalRunner) -> None:
+    spec = make_spec(tmp_path, "val(0, 10, 4.0, 0)\nimport signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    result = await watch_run(runner.start(spec), spec, **FAST)
+    assert result.outcome is Outcome.CRASHED and result.exit_code == 128 + 9  # what the OOM killer leaves
+
+
 async def test_nan_loss_kills_the_run_as_diverged(tmp_path: Path, runner: LocalRunner) -> None:
     spec = make_spec(tmp_path, DIVERGES)
     handle = runner.start(spec)
@@ -298,6 +304,22 @@ async def test_lying_timer_is_flagged(tmp_path: Path, runner: LocalRunner) -> No
     assert result.to_event_fields()["timer_suspect"] is True
 
 
+def test_kill_never_signals_a_reused_process_group(tmp_path: Path) -> None:
+    from copilot.core.runs import LocalRunHandle
+
+    other = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        stale = LocalRunHandle("r-old", tmp_path, pid=other.pid, pgid=other.pid, started_at=0.0, start_ticks=1)
+        assert not stale.is_alive()  # same pid, different start time: not our run
+        started = time.monotonic()
+        stale.kill(grace_s=0.2)
+        assert time.monotonic() - started < 1.0
+        assert other.poll() is None, "kill signalled a process group that is not the run's"
+    finally:
+        other.kill()
+        other.wait()
+
+
 # -- re-attach -------------------------------------------------------------------------------------------
 
 
@@ -362,9 +384,11 @@ async def test_attach_after_the_run_ended_classifies_from_the_files(tmp_path: Pa
     spec = make_spec(tmp_path, CRASHES)
     handle = runner.start(spec)
     assert wait_for(lambda: (spec.run_dir / EXIT_CODE).exists())
+    await asyncio.sleep(1.2)  # the UI comes back later
     result = await watch_run(LocalRunner().attach(spec.run_dir), spec, **FAST)
     assert result.outcome is Outcome.CRASHED and result.exit_code == 1
     assert result.error_tail[-1].startswith("RuntimeError")
+    assert result.wall_time_s < 1.0  # from run.json's start to the exit_code file, not to now
     handle.kill(grace_s=0.2)
 
 

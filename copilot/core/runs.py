@@ -264,6 +264,8 @@ class LocalRunHandle(RunHandle):
         return code
 
     def kill(self, grace_s: float = 5.0) -> None:
+        if not self._group_is_ours():
+            return
         self._signal(signal.SIGTERM)
         if not self._wait_gone(grace_s):
             self._signal(signal.SIGKILL)
@@ -273,6 +275,14 @@ class LocalRunHandle(RunHandle):
                 self._proc.wait(timeout=1.0)
             except subprocess.TimeoutExpired:
                 pass
+
+    def _group_is_ours(self) -> bool:
+        """False when the leader's pid now belongs to another process (the run ended long ago and the number
+        was reused): then the group number is someone else's and must not be signalled."""
+        if self.start_ticks is None:
+            return True
+        stat = _proc_stat(self.pgid)
+        return stat is None or stat[2] == self.start_ticks
 
     def _signal(self, sig: int) -> None:
         try:
@@ -563,6 +573,13 @@ class _Tail:
             self._fh = None
 
 
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
 async def _kill(handle: RunHandle, grace_s: float) -> None:
     await asyncio.to_thread(handle.kill, grace_s)
 
@@ -589,15 +606,18 @@ async def watch_run(
     killed_for: Outcome | None = None
     cancelled = False
     last_output = time.monotonic()
+    saw_alive = False
     try:
         while True:
             if await tail.read():
                 last_output = time.monotonic()
+            alive = handle.is_alive()
+            saw_alive = saw_alive or alive
             if parser.nan_seen:
                 killed_for = Outcome.DIVERGED
             elif is_cancelled(handle.run_dir):
                 cancelled = True
-            elif not handle.is_alive():
+            elif not alive:
                 break
             elif spec.timeout_s is not None and time.time() - handle.started_at > spec.timeout_s:
                 killed_for = Outcome.TIMED_OUT
@@ -611,8 +631,12 @@ async def watch_run(
         tail.finish()
     finally:
         tail.close()
-    ended = handle.ended_at() if killed_for is None and not cancelled else None
-    wall_time_s = max(0.0, (ended if ended is not None else time.time()) - handle.started_at)
+    ended = handle.ended_at()
+    if ended is None:
+        # Killed (no exit status written): it ended now, or, if it was already dead when we came, at its
+        # last output.
+        ended = time.time() if saw_alive else _mtime(handle.run_dir / OUTPUT_LOG) or time.time()
+    wall_time_s = max(0.0, ended - handle.started_at)
     exit_code = handle.exit_code()
     outcome = classify(
         exit_code=exit_code,
