@@ -8,6 +8,7 @@ wrongly applied (a different result and no error — must stay 0).
 
     python bench/edit_apply.py                     # ladder (if ≥ 2 records) + 8 synthetic transitions, 5 seeds
     python bench/edit_apply.py --pairs DIR         # DIR/<name>/old.py + new.py pairs (or <name>.old.py/.new.py)
+    python bench/edit_apply.py --make-pairs DIR    # write the synthetic pairs there (for --pairs)
     python bench/edit_apply.py --no-write          # print only; default also writes docs/edit-apply.md
 """
 
@@ -20,7 +21,7 @@ import random
 import re
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -617,7 +618,8 @@ def p_elided_context(pair: Pair, rng: random.Random) -> str | None:
         run = max(inner, key=len)
         (s0, r0), (s1, r1) = run[0], run[-1]
         marker = " " * _indent(b.search[s0]) + ELISION
-        out.append(Block(b.search[:s0] + [marker] + b.search[s1 + 1 :], b.replace[:r0] + [marker] + b.replace[r1 + 1 :]))
+        search = b.search[:s0] + [marker] + b.search[s1 + 1 :]
+        out.append(Block(search, b.replace[:r0] + [marker] + b.replace[r1 + 1 :]))
         done = True
     return render(out, Style()) if done else None
 
@@ -655,7 +657,10 @@ def p_crlf(pair: Pair, rng: random.Random) -> str:
 def p_wrong_fence(pair: Pair, rng: random.Random) -> str:
     blocks = true_blocks(pair)
     fences = [
-        (rng.choice(["```", "```py", "```python3", "```diff", "~~~python", "````text"]), rng.choice([None, "~~~", "````", "```"]))
+        (
+            rng.choice(["```", "```py", "```python3", "```diff", "~~~python", "````text"]),
+            rng.choice([None, "~~~", "````", "```"]),
+        )
         for _ in blocks
     ]
     return render(blocks, Style(), fences)
@@ -695,7 +700,9 @@ PERTURBATIONS: dict[str, tuple[Perturb, str]] = {
     "none": (p_none, "the true blocks, well formed"),
     "indent_drift": (p_indent_drift, "every block dedented to column 0 (or indented one level when at column 0)"),
     "trailing_spaces": (p_trailing_spaces, "random trailing spaces on SEARCH and REPLACE lines"),
-    "elided_context": (p_elided_context, "4 lines of context, an inner unchanged run replaced by '# ... existing code ...'"),
+    "elided_context": (
+        p_elided_context, "4 lines of context, an inner unchanged run replaced by '# ... existing code ...'"
+    ),
     "stale_context_line": (p_stale_context_line, "one unchanged line of SEARCH/REPLACE is an older version"),
     "stale_changed_line": (p_stale_changed_line, "a line REPLACE changes differs in the file (must be refused)"),
     "crlf": (p_crlf, "the whole answer with CRLF line endings"),
@@ -790,6 +797,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=Path, default=REPO / "records" / "micro", help="micro ladder folder")
     parser.add_argument("--pairs", type=Path, default=None, help="folder of old/new pairs")
     parser.add_argument("--synthetic", type=int, default=8, help="synthetic transitions (a chain of edits)")
+    parser.add_argument("--make-pairs", type=Path, default=None, help="also write the synthetic pairs here")
     parser.add_argument("--seeds", type=int, default=5, help="perturbation seeds per transition")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "edit-apply.md")
     parser.add_argument("--no-write", action="store_true", help="print the tables only")
@@ -802,7 +810,14 @@ def main(argv: list[str] | None = None) -> int:
         groups.append((f"micro ladder ({len(ladder)} transitions: {', '.join(p.name for p in ladder)})", ladder))
     if opts.pairs:
         groups.append((f"pairs from {opts.pairs}", dir_pairs(opts.pairs)))
-    synthetic = opts.synthetic if opts.synthetic or len(ladder) >= 1 or opts.pairs else 8
+    synthetic = opts.synthetic or (0 if ladder or opts.pairs else 8)
+    if opts.make_pairs:
+        for pair in synthetic_pairs(synthetic or 8):
+            folder = opts.make_pairs / pair.name.replace("→", "_to_")
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "old.py").write_text(pair.old)
+            (folder / "new.py").write_text(pair.new)
+        print(f"wrote {synthetic or 8} synthetic old/new pairs under {opts.make_pairs}")
     if synthetic:
         groups.append((f"synthetic chain ({synthetic} transitions of 1–4 edits to a ~290-line script)",
                        synthetic_pairs(synthetic)))

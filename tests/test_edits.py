@@ -62,7 +62,8 @@ def hunk(search: str, replace: str, index: int = 0, path: str = "train_gpt.py") 
 
 
 def test_parse_fenced_block_with_path_line_and_rationale() -> None:
-    text = "Use relu squared; it trains faster.\n\n" + block("        x = F.gelu(x)\n", "        x = F.relu(x).square()\n")
+    change = block("        x = F.gelu(x)\n", "        x = F.relu(x).square()\n")
+    text = "Use relu squared; it trains faster.\n\n" + change
     text += "\nThat should help.\n"
     parsed = parse_edits(text, "default.py")
     assert parsed.hunks == (
@@ -218,7 +219,10 @@ def test_apply_exact() -> None:
 
 def test_apply_ignores_trailing_whitespace_and_keeps_crlf() -> None:
     source = SCRIPT.replace("\n", "\r\n")
-    h = hunk("    def forward(self, x):   \n        x = self.c_fc(x)\t\n", "    def forward(self, x):\n        x = self.c_fc(x) * 2  \n")
+    h = hunk(
+        "    def forward(self, x):   \n        x = self.c_fc(x)\t\n",
+        "    def forward(self, x):\n        x = self.c_fc(x) * 2  \n",
+    )
     result = apply_hunks(source, [h])
     assert result.matches[0].kind == "whitespace"
     assert result.text == source.replace("x = self.c_fc(x)\r\n", "x = self.c_fc(x) * 2\r\n")
@@ -321,7 +325,9 @@ def test_hunks_apply_in_order_and_nothing_changes_when_a_later_one_fails() -> No
 
 
 def test_second_hunk_invalid_after_the_first_says_which_broke_it() -> None:
-    first = hunk("        x = F.gelu(x)\n        x = self.c_proj(x)\n", "        x = F.silu(x)\n        x = self.c_proj(x)\n", 0)
+    first = hunk(
+        "        x = F.gelu(x)\n        x = self.c_proj(x)\n", "        x = F.silu(x)\n        x = self.c_proj(x)\n", 0
+    )
     second = hunk("        x = F.gelu(x)\n", "        x = F.relu(x)\n", 1)
     with pytest.raises(EditApplyError) as info:
         apply_hunks(SCRIPT, [first, second])

@@ -264,25 +264,25 @@ def _parse_blocks(lines: list[str], default_path: str) -> ParsedEdits:
 
 
 def _claim_path(outside: list[_Outside], since: int, default_path: str) -> str | None:
-    """Find the path line just before a SEARCH marker (before or inside the opening fence) and take it out of the
-    rationale, together with the opening fence."""
-    recent = [entry for entry in outside[since:] if entry.kind != "blank"][-2:]
+    """Find the path line just before a SEARCH marker (before or inside the opening fence, or in the fence's
+    info string) and take it out of the rationale, together with the opening fence."""
     path: str | None = None
     fence_path: str | None = None
-    for entry in reversed(recent):
+    seen_fence = False
+    for entry in reversed([entry for entry in outside[since:] if entry.kind != "blank"][-2:]):
         if entry.kind == "fence":
-            if fence_path is not None or not entry.keep and entry is not recent[-1]:
+            if seen_fence or not entry.keep:  # a second fence, or the closing fence of the previous block
                 break
-            match = _FENCE_RE.match(entry.text)
+            seen_fence = True
             entry.keep = False
-            fence_path = _path_from_fence(match.group(1) if match else "", default_path) or ""
-            continue
-        if path is None and (found := _path_from_line(entry.text, default_path)) is not None:
+            info = _FENCE_RE.match(entry.text)
+            fence_path = _path_from_fence(info.group(1) if info else "", default_path)
+        elif path is None and (found := _path_from_line(entry.text, default_path)) is not None:
             entry.keep = False
             path = found
-            continue
-        break
-    return path or fence_path or None
+        else:
+            break
+    return path or fence_path
 
 
 def _read_block(lines: list[str], start: int, block_no: int) -> tuple[str, str, int]:
@@ -676,7 +676,9 @@ class _Locator:
         self.S = _hunk_lines(hunk.search.replace("\r\n", "\n"))
         self.R = _hunk_lines(hunk.replace.replace("\r\n", "\n"))
 
-    def error(self, reason: str, message: str, nearest: tuple[tuple[int, str], ...] = (), hint: str = "") -> HunkApplyError:
+    def error(
+        self, reason: str, message: str, nearest: tuple[tuple[int, str], ...] = (), hint: str = ""
+    ) -> HunkApplyError:
         text = f"{self.label}: {message}"
         if nearest:
             text += "\nNearest lines in the file:\n" + "\n".join(f"{n:>5} | {t}" for n, t in nearest)
@@ -827,15 +829,10 @@ class _Locator:
         return out
 
     def _scored(self, S: list[str], windows: list[tuple[int, int, int]]) -> list[tuple[float, int, int]]:
-        target = "\n".join(s.strip() for s in S)
-        matcher = difflib.SequenceMatcher(None, autojunk=False)
-        matcher.set_seq2(target)
+        target = [s.strip() for s in S]
         scored = []
         for _, start, size in windows:
-            matcher.set_seq1("\n".join(w.strip() for w in self.lines[start : start + size]))
-            if matcher.real_quick_ratio() < FUZZY_THRESHOLD or matcher.quick_ratio() < FUZZY_THRESHOLD:
-                continue
-            ratio = matcher.ratio()
+            ratio = _similarity(target, [w.strip() for w in self.lines[start : start + size]])
             if ratio >= FUZZY_THRESHOLD:
                 scored.append((ratio, start, size))
         return scored
@@ -892,12 +889,9 @@ class _Locator:
     def _not_found(self, S: list[str]) -> HunkApplyError:
         best: tuple[float, int, int] | None = None
         windows = self._windows(S, need=1)[:40]
-        target = "\n".join(s.strip() for s in S)
-        matcher = difflib.SequenceMatcher(None, autojunk=False)
-        matcher.set_seq2(target)
+        target = [s.strip() for s in S]
         for _, start, size in windows:
-            matcher.set_seq1("\n".join(w.strip() for w in self.lines[start : start + size]))
-            ratio = matcher.ratio()
+            ratio = _similarity(target, [w.strip() for w in self.lines[start : start + size]])
             if best is None or ratio > best[0]:
                 best = (ratio, start, size)
         hint = (
@@ -934,6 +928,25 @@ class _Locator:
             nearest,
             hint,
         )
+
+
+def _similarity(a: list[str], b: list[str]) -> float:
+    """difflib's ratio over the characters of two line lists (newlines included), computed line-aware: equal
+    lines count whole, lines of a replaced run are compared pairwise. Close to the plain character ratio and
+    much cheaper on long, similar texts."""
+    total = sum(len(x) + 1 for x in a) + sum(len(y) + 1 for y in b)
+    if not total:
+        return 1.0
+    matched = 0
+    pair = difflib.SequenceMatcher(None, autojunk=False)
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            matched += sum(len(x) + 1 for x in a[i1:i2])
+        elif tag == "replace":
+            for x, y in zip(a[i1:i2], b[j1:j2]):
+                pair.set_seqs(x, y)
+                matched += sum(m.size for m in pair.get_matching_blocks()) + 1
+    return 2.0 * matched / total
 
 
 def _split_elided(lines: list[str]) -> list[list[str]]:
@@ -1041,8 +1054,12 @@ def _raise_if_stale_after(
             message = (
                 f"Block {hunk.index + 1} ({hunk.path}) no longer applies after block {earlier.index + 1} was "
                 f"applied: block {earlier.index + 1} changed {changed}, which block {hunk.index + 1}'s SEARCH "
-                f"relies on. (What failed: {err})"
+                f"relies on ({err.reason.replace('_', ' ')} afterwards)."
             )
+            if err.nearest:
+                message += f"\nNearest lines after block {earlier.index + 1}:\n" + "\n".join(
+                    f"{n:>5} | {t}" for n, t in err.nearest
+                )
             hint = (
                 f"Merge blocks {earlier.index + 1} and {hunk.index + 1} into one block, or make block "
                 f"{hunk.index + 1}'s SEARCH match the text as it is after block {earlier.index + 1}."
