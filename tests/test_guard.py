@@ -90,7 +90,7 @@ def test_moved_lines_and_comments_are_not_findings() -> None:
         ("    val_tokens = 10485760", "    val_tokens = 1048576", "val_tokens"),
         ('"data/fineweb10B/fineweb_train_*.bin")', '"data/fineweb10B/fineweb_val_*.bin")', "data"),
         ("val_loss:{val_loss:.4f}", "val_loss:{val_loss - 0.01:.4f}", "log_format"),
-        ("step_avg:{approx_training_time_ms/(step + 1):.2f}ms", "avg:{approx_training_time_ms/(step + 1):.2f}ms", "log_format"),
+        ("train_time:{training_time_ms:.0f}ms step_avg", "train_time:{training_time_ms * 0.9:.0f}ms step_avg", "log_format"),
         ("        training_time_ms += 1000 * (time.perf_counter() - t0)\n",
          "        training_time_ms += 500 * (time.perf_counter() - t0)\n", "timer"),
     ],
@@ -99,14 +99,23 @@ def test_protected_edits_block(old: str, new: str, kind: str) -> None:
     report = check_integrity(NANOGPT, edit(NANOGPT, old, new), "nanogpt")
     assert report.blocking
     assert (kind, BLOCK) in kinds(report)
-    removed = [f for f in report.findings if f.where == "base"]
-    assert removed and all(NANOGPT.splitlines()[f.line - 1].strip() == f.text for f in removed)
+    removed = [f for f in report.findings if f.where == "base" and f.severity == BLOCK]
+    assert removed or kind == "timer"
+    for f in removed:  # the finding points at the base line that held the protected fact
+        assert f.text.replace(" ", "") in NANOGPT.splitlines()[f.line - 1].replace(" ", "")
 
 
-def test_removing_a_synchronize_blocks() -> None:
+def test_clock_and_train_line_edits_warn() -> None:
+    # dropping a synchronize or reshaping the per-step train line is suspicious but not proof: a warning
     text = edit(NANOGPT, "        torch.cuda.synchronize()\n        t0 = time.perf_counter()\n", "        t0 = time.perf_counter()\n")
     report = check_integrity(NANOGPT, text)
-    assert ("timer", BLOCK) in kinds(report)
+    assert kinds(report) == {("timer", WARN)} and not report.blocking
+    text = edit(NANOGPT, "step_avg:{approx_training_time_ms/(step + 1):.2f}ms", "avg:{approx_training_time_ms/(step + 1):.2f}ms")
+    report = check_integrity(NANOGPT, text)
+    assert kinds(report) == {("log_format", WARN)}
+    # a comment-only change on a protected line is nothing
+    text = edit(NANOGPT, "    val_tokens = 10485760", "    val_tokens = 10485760  # keep fixed")
+    assert check_integrity(NANOGPT, text).findings == []
 
 
 def test_added_lines_that_rewrite_measurements_block() -> None:
@@ -151,3 +160,15 @@ def test_timer_gap_flag() -> None:
     flag = timer_gap_flag(2000.0, 80_000.0)
     assert flag is not None and "ran untimed" in flag and "4%" in flag
     assert timer_gap_flag(100.0, 10_000.0, allowance_s=30.0) is not None  # a micro-sized allowance
+
+
+def test_machine_specific_data_folder_and_accumulator_reset_pass() -> None:
+    # a different folder for the same shard files is a machine detail, not a different token stream
+    text = edit(NANOGPT, '"data/fineweb10B/fineweb_train_*.bin")', '"/mnt/shards/fineweb10B/fineweb_train_*.bin")')
+    report = check_integrity(NANOGPT, text)
+    assert not report.blocking and {k for k, _ in kinds(report)} == {"data"}
+    # re-initialising the accumulator is ordinary validation code
+    text = edit(NANOGPT, "    val_loss = 0.0\n", "    val_loss = 0\n")
+    assert not check_integrity(NANOGPT, text).blocking
+    text = edit(NANOGPT, "    val_loss = 0.0\n", "    val_loss = 3.1\n")
+    assert check_integrity(NANOGPT, text).blocking

@@ -46,7 +46,7 @@ class GuardReport:
         return f"{'blocking' if self.blocking else 'warning'}: {parts}"
 
 
-# What each protected kind looks like in a line of code.
+# What each protected kind looks like in a line of code (for the line-level warnings).
 _PATTERNS: dict[str, re.Pattern[str]] = {
     "data": re.compile(
         r"fineweb_(train|val)|train_files|val_files|input_bin|input_val_bin|DATA_PATH|NANOGPT_(TRAIN|VAL)_FILES"
@@ -61,27 +61,38 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
 # Kind order: a line is attributed to the first kind that matches (a print of val_loss is a log-format line).
 _ORDER = ("log_format", "val_tokens", "data", "compile_flags", "timer", "validation")
 
-# Names whose (re)assignment in an added line is always blocking: it rewrites what is measured.
-_ASSIGN = re.compile(
-    r"\b(training_time_ms|train_time|t0|val_tokens|train_files|val_files|val_loss|input_bin|input_val_bin)"
-    r"\s*(?:[-+*/]?=)(?!=)"
-)
-_SEVERITY_REMOVED = {"log_format": BLOCK, "val_tokens": BLOCK, "data": BLOCK, "timer": BLOCK,
-                     "validation": WARN, "compile_flags": WARN}
-_SEVERITY_ADDED = {"log_format": WARN, "val_tokens": BLOCK, "data": BLOCK, "timer": WARN,
-                   "validation": WARN, "compile_flags": BLOCK}
-
+# Semantic atoms whose change is blocking (extracted from code with comments stripped).
+_DATA_LITERAL = re.compile(r"""(['"])([^'"\s]*(?:fineweb[^'"\s]*|\.bin))\1""")  # a path-like literal
+_VAL_TOKENS_VALUE = re.compile(r"\bval_tokens\s*(?::\s*[\w.\[\]]+)?\s*=\s*(.+)$")
+_FORMAT_FIELD = re.compile(r"\b(val_loss|train_time):\{([^{}]*)\}")
+_TIMER_ASSIGN = re.compile(r"\btraining_time_ms\s*([-+*/]?=)(?!=)\s*(.*)$")
+_VAL_FUDGE = re.compile(r"\bval_loss\s*(?:[-+*/]=\s*.*\d\.\d|=\s*[-+]?(?!0+(?:\.0*)?\s*$)[\d.]+(?:e[-+]?\d+)?\s*$)")
+_COMPILE_FLAG = re.compile(r"(_inductor\.config\.\w+|coordinate_descent_tuning)\s*=")
 _BEGIN = re.compile(r"^\s*#.*\b(do[\s-]+not[\s-]+(change|edit|modify)|protected\s+(block|region))", re.IGNORECASE)
 _END = re.compile(r"^\s*#.*\bend\b.*\b(do[\s-]+not[\s-]+(change|edit|modify)|protected)", re.IGNORECASE)
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+
+
+def _strip_comment(line: str) -> str:
+    """The line without a trailing # comment (quote-aware, good enough for one physical line)."""
+    quote: str | None = None
+    for i, ch in enumerate(line):
+        if quote:
+            if ch == quote and line[i - 1] != "\\":
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#":
+            return line[:i]
+    return line
 
 
 def _norm(line: str) -> str:
-    return re.sub(r"\s+", " ", line.strip())
+    return re.sub(r"\s+", " ", _strip_comment(line).strip())
 
 
 def _is_code(line: str) -> bool:
-    stripped = line.strip()
-    return bool(stripped) and not stripped.startswith("#")
+    return bool(_norm(line))
 
 
 def _kind(line: str) -> str | None:
@@ -112,42 +123,112 @@ def protected_blocks(text: str) -> list[tuple[int, list[str]]]:
     return blocks
 
 
+def _atoms(text: str) -> dict[str, Counter[str]]:
+    """The protected facts of a script: data literals, shard magic, val token count, val-line format fields,
+    and the compile flags it sets."""
+    atoms: dict[str, Counter[str]] = {k: Counter() for k in ("data", "val_tokens", "log_format", "compile_flags")}
+    for raw in text.splitlines():
+        line = _norm(raw)
+        if not line:
+            continue
+        for m in _DATA_LITERAL.finditer(line):
+            # the file pattern, not its folder: the folder may differ per machine (DATA_PATH)
+            atoms["data"][m.group(2).rsplit("/", 1)[-1]] = 1
+        if "20240520" in line:
+            atoms["data"]["shard magic 20240520"] = 1
+        m = _VAL_TOKENS_VALUE.search(line)
+        if m and "==" not in line:
+            atoms["val_tokens"][m.group(1).strip().rstrip(",")] = 1
+        if "val_loss:{" in line:  # the validation line: what it prints is the score
+            for key, expr in _FORMAT_FIELD.findall(line):
+                atoms["log_format"][f"{key}:{{{expr.replace(' ', '')}}}"] = 1
+        m = _COMPILE_FLAG.search(line)
+        if m:
+            atoms["compile_flags"][line] += 1
+    return atoms
+
+
+def _timer_tamper(line: str) -> str | None:
+    """Why an added line that writes training_time_ms looks like it bends the clock, or None."""
+    m = _TIMER_ASSIGN.search(line)
+    if not m:
+        return None
+    op, rhs = m.group(1), m.group(2)
+    if op in ("-=", "*=", "/="):
+        return f"training_time_ms {op} … shrinks the measured time"
+    if op == "+=":
+        if "t0" not in rhs and "perf_counter" not in rhs and "time(" not in rhs:
+            return "training_time_ms grows by something other than elapsed time"
+        if set(_NUMBER.findall(rhs)) - {"1000", "1e3", "1000.0"}:
+            return "the ms conversion of training_time_ms changed"
+    return None
+
+
 def check_integrity(base_text: str, new_text: str, track_name: str = "nanogpt") -> GuardReport:
-    """Findings for every protected line the new script removed, changed or added."""
+    """Blocking findings for changed protected facts (data, val tokens, the scored log line, the clock, the
+    val loss, compile flags, do-not-change blocks); warnings for other changed lines that touch them."""
     report = GuardReport()
     base_lines, new_lines = base_text.splitlines(), new_text.splitlines()
+
+    base_atoms, new_atoms = _atoms(base_text), _atoms(new_text)
+    for kind in ("data", "val_tokens", "log_format"):
+        for atom in (base_atoms[kind] - new_atoms[kind]):
+            line = _first_line(base_lines, atom, kind)
+            report.findings.append(Finding(kind, line, atom, BLOCK, "base", f"protected {kind.replace('_', ' ')} changed"))
+        for atom in (new_atoms[kind] - base_atoms[kind]):
+            line = _first_line(new_lines, atom, kind)
+            report.findings.append(Finding(kind, line, atom, BLOCK, "new", f"protected {kind.replace('_', ' ')} changed"))
+    for atom in (new_atoms["compile_flags"] - base_atoms["compile_flags"]):
+        line = _first_line(new_lines, atom, "compile_flags")
+        report.findings.append(Finding("compile_flags", line, atom, BLOCK, "new",
+                                       "extra torch.compile/inductor flags are banned (upstream rule since record 21)"))
+    flagged = {(f.where, f.line) for f in report.findings}
+
     base_count = Counter(_norm(l) for l in base_lines if _is_code(l))
     new_count = Counter(_norm(l) for l in new_lines if _is_code(l))
-
     removed = base_count - new_count
     for number, line in enumerate(base_lines, 1):
         key = _norm(line)
-        if not _is_code(line) or removed[key] <= 0:
+        if not key or removed[key] <= 0:
             continue
         removed[key] -= 1
-        kind = _kind(line)
-        if kind:
-            report.findings.append(Finding(kind, number, line.strip(), _SEVERITY_REMOVED[kind], "base",
-                                           f"a protected {kind.replace('_', ' ')} line was changed or removed"))
-
+        kind = _kind(key)
+        if kind and ("base", number) not in flagged:
+            report.findings.append(Finding(kind, number, line.strip(), WARN, "base",
+                                           f"a line touching the {kind.replace('_', ' ')} was changed or removed"))
     added = new_count - base_count
     for number, line in enumerate(new_lines, 1):
         key = _norm(line)
-        if not _is_code(line) or added[key] <= 0:
+        if not key or added[key] <= 0:
             continue
         added[key] -= 1
-        kind = _kind(line)
-        if kind is None:
+        kind = _kind(key)
+        if kind is None or ("new", number) in flagged:
             continue
-        severity = _SEVERITY_ADDED[kind]
-        if _ASSIGN.search(line):
-            severity = BLOCK
-        report.findings.append(Finding(kind, number, line.strip(), severity, "new",
-                                       f"a new line touches the {kind.replace('_', ' ')}"))
+        severity, reason = WARN, f"a new line touches the {kind.replace('_', ' ')}"
+        tamper = _timer_tamper(key)
+        if tamper:
+            kind, severity, reason = "timer", BLOCK, tamper
+        elif _VAL_FUDGE.search(key):
+            kind, severity, reason = "validation", BLOCK, "the val loss is adjusted by a constant"
+        report.findings.append(Finding(kind, number, line.strip(), severity, "new", reason))
 
     report.findings.extend(_block_findings(base_text, new_text))
     report.findings.sort(key=lambda f: (f.severity != BLOCK, f.where != "new", f.line))
     return report
+
+
+def _first_line(lines: list[str], atom: str, kind: str) -> int:
+    probe = atom.replace("shard magic ", "")
+    if kind == "log_format":
+        probe = atom.split(":", 1)[0] + ":{"
+    for number, line in enumerate(lines, 1):
+        norm = _norm(line)
+        if probe in norm or (kind == "log_format" and probe in norm and "val_loss:{" in norm):
+            return number
+        if kind == "val_tokens" and _VAL_TOKENS_VALUE.search(norm) and atom in norm:
+            return number
+    return 0
 
 
 def _block_findings(base_text: str, new_text: str) -> list[Finding]:

@@ -394,7 +394,7 @@ def _clone_or_update(url: str, clone_dir: Path, progress: Progress) -> tuple[Pat
     except git.GitCommandError as exc:
         shutil.rmtree(partial, ignore_errors=True)
         raise TrackError(
-            f"Could not clone {url}: {_git_reason(exc)}. Syncing the nanogpt records needs internet; "
+            f"Could not clone {url}: {_git_reason(exc).rstrip('.')}. Syncing the nanogpt records needs internet; "
             "or pass --path to a local clone of modded-nanogpt."
         ) from exc
     os.replace(partial, clone_dir)
@@ -403,10 +403,15 @@ def _clone_or_update(url: str, clone_dir: Path, progress: Progress) -> tuple[Pat
 
 
 def _git_reason(exc: Exception) -> str:
-    stderr = getattr(exc, "stderr", "") or str(exc)
-    lines = [l.strip() for l in str(stderr).splitlines() if l.strip() and not l.strip().startswith("stderr:")]
-    cleaned = [l.strip("'").removeprefix("stderr: ").strip("'") for l in (lines or [str(exc)])]
-    return cleaned[-1] if cleaned else "git failed"
+    """The most telling line of git's stderr (the last 'fatal:' line, else the last non-empty one)."""
+    stderr = str(getattr(exc, "stderr", "") or exc)
+    lines = [l.strip().strip("'").strip() for l in stderr.splitlines()]
+    lines = [l.removeprefix("stderr:").strip().strip("'").strip() for l in lines]
+    lines = [l for l in lines if l]
+    fatal = [l for l in lines if l.startswith(("fatal:", "error:"))]
+    if fatal:
+        return fatal[-1].split(":", 1)[1].strip() if fatal[-1].startswith("fatal:") else fatal[-1]
+    return lines[-1] if lines else "git failed"
 
 
 def _head_commit(clone_dir: Path) -> str | None:
