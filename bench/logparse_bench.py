@@ -12,6 +12,7 @@ LogParser in fixed-size chunks, as watch_run does while tailing.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -22,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from copilot.core.logparse import LogParser  # noqa: E402
 
+LOAD_BEFORE = "?"
 CODE_LINES = [
     "import os",
     "import torch",
@@ -114,14 +116,16 @@ def generate(total: int, seed: int = 0) -> str:
     return "\n".join(lines[:total]) + "\n"
 
 
-def bench(text: str, chunk: int) -> tuple[float, int]:
+def bench(text: str, chunk: int) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds of this process, metric points)."""
     parser = LogParser(keep_points=False)
     points = 0
+    cpu = time.process_time()
     start = time.perf_counter()
     for offset in range(0, len(text), chunk):
         points += len(parser.feed(text[offset : offset + chunk]))
     points += len(parser.flush())
-    return time.perf_counter() - start, points
+    return time.perf_counter() - start, time.process_time() - cpu, points
 
 
 def main() -> None:
@@ -130,16 +134,22 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=65536, help="bytes per feed() call")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
+    global LOAD_BEFORE
+    LOAD_BEFORE = f"{os.getloadavg()[0]:.2f}"
     text = generate(args.lines)
     n_lines = text.count("\n")
-    times = []
+    walls, cpus = [], []
     points = 0
     for _ in range(args.repeat):
-        elapsed, points = bench(text, args.chunk)
-        times.append(elapsed)
-    best, median = min(times), statistics.median(times)
+        elapsed, cpu, points = bench(text, args.chunk)
+        walls.append(elapsed)
+        cpus.append(cpu)
     print(f"lines: {n_lines:,}  bytes: {len(text):,}  metric points: {points:,}  chunk: {args.chunk} B")
-    print(f"best {best:.3f} s = {n_lines / best:,.0f} lines/s; median {median:.3f} s = {n_lines / median:,.0f} lines/s")
+    for name, times in (("wall", walls), ("CPU", cpus)):
+        best, median = min(times), statistics.median(times)
+        print(f"{name:4s}: best {best:.3f} s = {n_lines / best:,.0f} lines/s; "
+              f"median {median:.3f} s = {n_lines / median:,.0f} lines/s")
+    print(f"load average before/after: {LOAD_BEFORE} / {os.getloadavg()[0]:.2f} (the machine may be shared)")
 
 
 if __name__ == "__main__":

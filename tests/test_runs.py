@@ -243,12 +243,12 @@ async def test_silent_run_is_killed_as_hung_with_its_children(tmp_path: Path, ru
 
 
 async def test_overall_timeout(tmp_path: Path, runner: LocalRunner) -> None:
-    spec = make_spec(tmp_path, CHATTY, timeout_s=1.0, hang_timeout_s=5.0)
+    spec = make_spec(tmp_path, CHATTY, timeout_s=1.5, hang_timeout_s=5.0)
     handle = runner.start(spec)
     result = await watch_run(handle, spec, **FAST)
     assert result.outcome is Outcome.TIMED_OUT
-    assert 1.0 <= result.wall_time_s < 6
-    assert result.steps is not None and result.steps >= 3
+    assert 1.5 <= result.wall_time_s < 6
+    assert result.steps is not None and result.steps >= 1
     assert group_gone(handle.pgid)
 
 

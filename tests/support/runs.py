@@ -88,7 +88,7 @@ for step in range(1, 600):
 SLOW_REACHES = """\
 for i, loss in enumerate([4.0, 3.5, 3.2]):
     val(i * 10, 20, loss, i * 100)
-    time.sleep(0.4)
+    time.sleep(0.5)
 """
 
 # Claims ten seconds of training time in a run that lasts a fraction of a second.
