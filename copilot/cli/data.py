@@ -36,7 +36,7 @@ def run_prepare(args: argparse.Namespace) -> int:
         return 0
     from copilot.core.tracks.nanogpt import NanoGPTTrack
 
-    track = NanoGPTTrack(cache_dir=settings.cache_dir)
+    track = NanoGPTTrack(cache_dir=settings.cache_dir, data_dir=settings.data_dir)
     track.prepare_data(args.shards)
     out.print(f"nanogpt data ready ({args.shards} train shards)")
     return 0

@@ -482,6 +482,7 @@ class Session:
         accel = max(int(self.options.gpus or 1), 1) * float(result.wall_time_s or 0.0)
         self.log.append("run_finished", run_id=run_id, accelerator_seconds=round(accel, 3), **fields)
         runs.write_result(self._specs[run_id].run_dir, result)
+        self._flag_timer_gap(run_id, result)
         commit = self.state.runs[run_id].commit
         summary = f"{run_id}: {fields.get('outcome')}"
         if fields.get("time_to_target_ms") is not None:
@@ -493,6 +494,18 @@ class Session:
         except Exception:  # a note is a convenience; the event log is the record
             pass
         self._handles.pop(run_id, None)
+
+    def _flag_timer_gap(self, run_id: str, result: Any) -> None:
+        """A script's own train_time can be gamed; compare it with the runner's wall clock."""
+        try:
+            from copilot.core.guard import timer_gap_flag
+        except ImportError:
+            return
+        if result.train_time_ms is None or result.wall_time_s is None:
+            return
+        flag = timer_gap_flag(result.wall_time_s, result.train_time_ms)
+        if flag:
+            self.log.append("note", text=f"run {run_id}: {flag}", run_id=run_id, kind="timer_gap")
 
     def _reattach_runs(self) -> None:
         from copilot.core import runs

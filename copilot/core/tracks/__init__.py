@@ -22,7 +22,7 @@ def build_track(name: str, *, data_dir: Path | None = None, cache_dir: Path | No
     if name == "nanogpt":
         from copilot.core.tracks.nanogpt import NanoGPTTrack
 
-        return NanoGPTTrack(cache_dir=cache_dir, hints_dir=hints_dir)
+        return NanoGPTTrack(cache_dir=cache_dir, hints_dir=hints_dir, data_dir=data_dir)
     raise TrackError(f"unknown track {name!r}; choose one of: {', '.join(TRACK_NAMES)}")
 
 
