@@ -232,7 +232,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- routes --------------------------------------------------------------------------------------------
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         self._rec = self._record()
-        if self.path.rstrip("/").endswith("/models"):
+        if self.path.split("?")[0].rstrip("/") == "/v1/models":
             body = {"object": "list", "data": [
                 {"id": self.server.owner.model, "object": "model", "created": 0, "owned_by": "openai-server-test"}
             ]}
@@ -244,7 +244,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
         self._rec = rec = self._record()
-        if not self.path.rstrip("/").endswith("/chat/completions"):
+        if self.path.split("?")[0].rstrip("/") != "/v1/chat/completions":
             self._send_body(404, b'{"error": {"message": "unknown route", "type": "invalid_request_error"}}',
                             "application/json")
             return
