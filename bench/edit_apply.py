@@ -6,7 +6,7 @@ into SEARCH/REPLACE blocks with `blocks_from_texts`, perturbed the way models dr
 ends one of three ways: applied correctly (result identical to `new`), refused (EditParseError/EditApplyError), or
 wrongly applied (a different result and no error — must stay 0).
 
-    python bench/edit_apply.py                     # ladder (if ≥ 2 records) + 8 synthetic transitions, 5 seeds
+    python bench/edit_apply.py                     # ladder (if ≥ 2 records) + 12 synthetic transitions, 5 seeds
     python bench/edit_apply.py --pairs DIR         # DIR/<name>/old.py + new.py pairs (or <name>.old.py/.new.py)
     python bench/edit_apply.py --make-pairs DIR    # write the synthetic pairs there (for --pairs)
     python bench/edit_apply.py --no-write          # print only; default also writes docs/edit-apply.md
@@ -438,8 +438,10 @@ def edit_modify_call(lines: list[str], rng: random.Random) -> bool:
 def edit_add_function(lines: list[str], rng: random.Random) -> bool:
     cands = [n for n, l in enumerate(lines) if l.startswith(("def ", "class "))]
     n = rng.choice(cands)
-    name = rng.choice(["rms_norm", "norm", "stable_norm", "rmsnorm_f32"])
-    helper = [_HELPER[0].replace("rms_norm", name)] + _HELPER[1:]
+    name = rng.choice(["rms_norm", "norm", "stable_norm", "rmsnorm_f32", "unit_norm", "safe_norm"])
+    eps = rng.choice(["1e-6", "1e-5", "1e-8"])
+    helper = [line.replace("rms_norm", name).replace("1e-6", eps).replace("scale", f"scale_{name}") for line in _HELPER]
+    helper[1] = f"    # {name}: parameter-free normalisation over the last dimension"
     lines[n:n] = helper
     return True
 
@@ -792,11 +794,24 @@ def table(tallies: dict[str, Tally]) -> str:
     return "\n".join(rows)
 
 
+NOTES = """## Why cases are refused
+
+- `stale_changed_line` is refused by design: the file differs from SEARCH on a line that REPLACE changes, so
+  the model's edit was made against a text that is not there (three-way merge conflict).
+- `stale_context_line`: a SEARCH with only one non-blank line is never matched fuzzily (too easy to put in the
+  wrong place); blocks of 2+ lines are merged three-way and keep the file's version of the stale line.
+- `elided_context`: a part between `...` lines that fits several places is refused unless every placement gives
+  the same text.
+- `unified_diff`: with 1 line of context a hunk can match several places; line numbers in `@@` headers are not
+  used to break ties.
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=Path, default=REPO / "records" / "micro", help="micro ladder folder")
     parser.add_argument("--pairs", type=Path, default=None, help="folder of old/new pairs")
-    parser.add_argument("--synthetic", type=int, default=8, help="synthetic transitions (a chain of edits)")
+    parser.add_argument("--synthetic", type=int, default=12, help="synthetic transitions (a chain of edits)")
     parser.add_argument("--make-pairs", type=Path, default=None, help="also write the synthetic pairs here")
     parser.add_argument("--seeds", type=int, default=5, help="perturbation seeds per transition")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "edit-apply.md")
@@ -831,17 +846,18 @@ def main(argv: list[str] | None = None) -> int:
         print(block + "\n")
         sections.append(block)
     if not opts.no_write:
+        command = "".join(" " + arg for arg in (sys.argv[1:] if argv is None else argv))
         legend = "\n".join(f"- `{name}`: {desc}" for name, (_, desc) in PERTURBATIONS.items())
         doc = (
             "# Applying model edits: robustness benchmark\n\n"
-            f"Measured {dt.date.today().isoformat()} with `python bench/edit_apply.py` "
+            f"Measured {dt.date.today().isoformat()} with `python bench/edit_apply.py{command}` "
             f"(copilot/core/edits.py). Each case: the true change of one transition as SEARCH/REPLACE blocks "
             "(`blocks_from_texts`, 1 line of context), perturbed, parsed (`parse_edits`) and applied "
             "(`apply_to_files`). *Applied correctly* = identical to the next version; *refused* = "
             "EditParseError/EditApplyError (the model would be asked again); *wrongly applied* = a different "
             "text and no error, which must be 0. Cases marked n/a had nothing to perturb "
             "(e.g. no block with an inner unchanged run to elide).\n\n"
-            f"{legend}\n\n" + "\n\n".join(sections) + "\n"
+            f"{legend}\n\n" + "\n\n".join(sections) + "\n\n" + NOTES
         )
         opts.out.parent.mkdir(parents=True, exist_ok=True)
         opts.out.write_text(doc)

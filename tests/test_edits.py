@@ -291,7 +291,7 @@ def test_apply_not_found_names_the_nearest_lines_and_the_first_difference() -> N
 
 
 def test_apply_not_found_anywhere() -> None:
-    with pytest.raises(EditApplyError, match="not even approximately"):
+    with pytest.raises(EditApplyError, match="no block of lines resembles it"):
         apply_hunks(SCRIPT, [hunk("completely = unrelated\nlines = here\n", "")])
 
 
@@ -365,6 +365,19 @@ def test_elided_context_is_refused_when_a_part_fits_several_places() -> None:
     with pytest.raises(EditApplyError) as info:
         apply_hunks(source, [hunk(search, search.replace("return x", "return -x"))])
     assert info.value.reason == "ambiguous" and "'...'" in str(info.value)
+
+
+def test_elided_context_with_a_generic_unchanged_anchor_applies() -> None:
+    # "super().__init__()" (the part after '...') occurs only once after the anchor here, but the anchor part
+    # "def __init__(self, config):" could also be read as the start of an earlier class; every reading gives the
+    # same text because the model changes only the last part.
+    source = SCRIPT + "\n\nclass Block(nn.Module):\n    def __init__(self, config):\n        super().__init__()\n"
+    source += "        self.ln = nn.LayerNorm(config.n_embd)\n"
+    search = "    def __init__(self, config):\n    ...\n        self.ln = nn.LayerNorm(config.n_embd)\n"
+    replace = "    def __init__(self, config):\n    ...\n        self.ln = nn.RMSNorm(config.n_embd)\n"
+    result = apply_hunks(source, [hunk(search, replace)])
+    assert result.text == source.replace("nn.LayerNorm", "nn.RMSNorm")
+    assert result.matches[0].start_line == source.splitlines().index("class Block(nn.Module):") + 2
 
 
 def test_placeholder_only_in_replace_is_refused() -> None:

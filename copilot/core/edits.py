@@ -55,6 +55,7 @@ FUZZY_THRESHOLD = 0.9
 # Fuzzy matching evaluates at most this many candidate windows; more candidates than that means the SEARCH
 # text is too generic to place with confidence.
 FUZZY_MAX_WINDOWS = 400
+ELISION_MAX_CHAINS = 32  # ways to place the parts of a SEARCH with '...' lines that are compared at most
 FUZZY_MIN_LINES = 2  # non-blank SEARCH lines needed before a fuzzy match is tried
 
 
@@ -774,22 +775,35 @@ class _Locator:
         candidates = [self._part_candidates(part) for part in s_parts]
         if any(not c for c in candidates):
             return None
-        chains = _increasing_chains(candidates, [len(p) for p in s_parts], limit=2)
+        chains = _increasing_chains(candidates, [len(p) for p in s_parts], limit=ELISION_MAX_CHAINS + 1)
         if not chains:
             return None
-        if len(chains) > 1:
-            part = next(k for k in range(len(s_parts)) if chains[0][k][0] != chains[1][k][0])
+        # Several ways to place the parts are harmless when they all give the same text (typically a generic
+        # unchanged anchor line above the change); otherwise the hunk is ambiguous.
+        plans: list[_Plan | None] = []
+        for chain in chains[:ELISION_MAX_CHAINS]:
+            try:
+                plans.append(self._elided_plan(chain, s_parts, r_parts))
+            except HunkApplyError:
+                plans.append(None)
+        results = {None if p is None else self._result_key(p) for p in plans}
+        if len(chains) > ELISION_MAX_CHAINS or len(results) > 1 or None in results:
+            part = next(k for k in range(len(s_parts)) if chains[0][k][0] != chains[1][k][0]) if len(chains) > 1 else 0
             first = next((line for line in s_parts[part] if line.strip()), s_parts[part][0])
-            a, b = chains[0][part][0], chains[1][part][0]
+            spots = sorted({c[part][0] for c in chains})[:3]
             raise self.error(
                 "ambiguous",
                 f"SEARCH leaves lines out with '...', and its part {part + 1} (starting {first.strip()!r}) fits "
-                f"more than one place, e.g. line {a + 1} and line {b + 1}.",
-                ((a + 1, self.lines[a]), (b + 1, self.lines[b])),
+                f"more than one place: " + ", ".join(f"line {a + 1}" for a in spots) + ".",
+                tuple((a + 1, self.lines[a]) for a in spots),
                 hint="Do not elide lines with '...': copy every line of the region into SEARCH, or add lines to "
                 "make each part unique.",
             )
-        chain = chains[0]
+        return min((p for p in plans if p is not None), key=lambda p: p.end - p.start)
+
+    def _elided_plan(
+        self, chain: list[tuple[int, _Shift]], s_parts: list[list[str]], r_parts: list[list[str]]
+    ) -> _Plan:
         out: list[_OutLine] = []
         for n, ((pos, shift), s_part, r_part) in enumerate(zip(chain, s_parts, r_parts)):
             end = pos + len(s_part)
@@ -800,6 +814,9 @@ class _Locator:
         start, stop = chain[0][0], chain[-1][0] + len(s_parts[-1])
         given = sum(len(p) for p in s_parts)
         return _Plan(start, stop, out, "fuzzy", round(min(1.0, given / max(1, stop - start)), 3))
+
+    def _result_key(self, plan: _Plan) -> str:
+        return _splice(self.doc, plan).text()
 
     def _part_candidates(self, part: list[str]) -> list[tuple[int, _Shift]]:
         exact = _find_exact(self.lines, part)
@@ -862,7 +879,8 @@ class _Locator:
         first_error: HunkApplyError | None = None
         for ratio, start, size in clusters[0]:
             window = self.lines[start : start + size]
-            shift = _mode_shift(list(zip(S, window)))
+            aligned = _line_map([x.strip() for x in S], [w.strip() for w in window])
+            shift = _mode_shift([(S[a], window[b]) for a, b in aligned.items()])
             try:
                 out = self._merged(S, R, start, start + size, shift)
             except HunkApplyError as err:
@@ -909,7 +927,11 @@ class _Locator:
                 (n + 1, line) for n, line in enumerate(self.lines) if line.strip() in close
             )[:3]
             return self.error(
-                "not_found", "the SEARCH text was not found in the file, not even approximately.", nearest, hint
+                "not_found",
+                "the SEARCH text was not found in the file, and no block of lines resembles it"
+                + ("; the lines most like its first line are below." if nearest else "."),
+                nearest,
+                hint,
             )
         ratio, start, size = best
         window = self.lines[start : start + size]
