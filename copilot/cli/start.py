@@ -28,6 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--participant", default=None, help="participant id for studies")
     parser.add_argument("--mode", choices=["copilot", "auto"], default="copilot",
                         help="copilot (default) or auto (the agent drives, you watch and may take over)")
+    parser.add_argument("--study", type=Path, default=None,
+                        help="study file (TOML): picks this participant's next task and mode, recorded in the session")
     parser.add_argument("--theme", default=None, help="colour theme (saved when changed in the app)")
     add_session_dir_flag(parser)
     parser.set_defaults(func=run)
@@ -47,14 +49,41 @@ def open_session(args: argparse.Namespace, mode: str = "copilot"):
                                   name=getattr(args, "provider", None) or state.provider or settings.provider)
         return settings, Session.open(settings.session_dir, session_dir.name, track, provider,
                                       runner=build_runner(settings), options=_options(settings, mode))
+    study = _study_assignment(args, settings)
+    if study is not None:
+        mode = study.mode
+        hints = study.task.hint_levels if study.task.hint_levels is not None else settings.hint_levels
+        settings = settings_from_args(args, track=study.task.track, hint_levels=list(hints))
     track = build_track(settings)
-    record = 0 if args.record is None else args.record
+    record = study.task.record if study is not None else (0 if args.record is None else args.record)
     track.record(record)  # fail early with the list of valid records
     _ensure_data(track)
     provider = build_provider(settings, track, record)
+    options = _options(settings, mode)
+    if study is not None:
+        from dataclasses import replace
+
+        options = replace(options, study=study.to_event(), budget=study.budgets.to_dict() or None)
     session = Session.create(settings.session_dir, track, record, provider, runner=build_runner(settings),
-                             options=_options(settings, mode))
+                             options=options)
     return settings, session
+
+
+def _study_assignment(args: argparse.Namespace, settings):
+    """The participant's next (task, mode) from a counterbalanced study file, or None without --study."""
+    if getattr(args, "study", None) is None:
+        return None
+    from copilot.core.errors import ConfigError
+    from copilot.core.session import list_session_dirs
+    from copilot.core.study import load_study, next_assignment
+
+    if not settings.participant:
+        raise ConfigError("--study needs --participant (the id this study file assigns tasks to)")
+    study = load_study(args.study)
+    assignment = next_assignment(study, settings.participant, list_session_dirs(settings.session_dir))
+    if assignment is None:
+        raise ConfigError(f"participant {settings.participant} has finished every session of study {study.name}")
+    return assignment
 
 
 def _options(settings, mode: str):
