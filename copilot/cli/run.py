@@ -21,10 +21,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from copilot.core.providers import OracleProvider
-    from copilot.core.session import Session, SessionOptions, load_state, resolve_session_dir
+    from copilot.core.session import Session, SessionOptions, ensure_not_open, load_state, resolve_session_dir
 
     settings = settings_from_args(args, run_timeout_s=args.timeout)
     session_dir = resolve_session_dir(settings.session_dir, args.session)
+    ensure_not_open(session_dir)
     state, _ = load_state(session_dir)
     track = build_track(settings, state.track)
     from copilot.cli.start import _ensure_data

@@ -37,11 +37,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def open_session(args: argparse.Namespace, mode: str = "copilot"):
     """Build track, provider and runner from settings, then create or resume the session."""
-    from copilot.core.session import Session, SessionOptions, load_state, resolve_session_dir
+    from copilot.core.session import Session, ensure_not_open, load_state, resolve_session_dir
 
     settings = settings_from_args(args)
     if args.resume:
         session_dir = resolve_session_dir(settings.session_dir, args.resume)
+        ensure_not_open(session_dir)
         state, _ = load_state(session_dir)
         track = build_track(settings, state.track)
         _ensure_data(track)

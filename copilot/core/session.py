@@ -646,6 +646,13 @@ def resolve_session_dir(sessions_root: Path, session_id: str) -> Path:
     )
 
 
+def ensure_not_open(session_dir: Path) -> None:
+    """Fail fast with SessionLockedError if another process writes this session (before building anything)."""
+    probe = EventLog(session_dir)
+    probe.open()
+    probe.close()
+
+
 def list_session_dirs(sessions_root: Path) -> list[Path]:
     if not sessions_root.is_dir():
         return []
