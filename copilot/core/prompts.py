@@ -290,10 +290,8 @@ def retry_message(error_text: str) -> dict[str, str]:
     return {
         "role": "user",
         "content": (
-            "Your last answer could not be used, so nothing was changed; the files are exactly as shown "
-            "before.\n\n"
-            f"{error_text}\n\n"
-            "Answer again: a brief rationale, then SEARCH/REPLACE blocks for all of your changes, each SEARCH "
-            "copied exactly from the current file."
+            f"Your last answer could not be used:\n\n{error_text}\n\n"
+            "The files are unchanged, exactly as shown earlier. Answer again: a brief rationale, then "
+            "SEARCH/REPLACE blocks for all of your changes, each SEARCH copied exactly from the current file."
         ),
     }
