@@ -33,7 +33,7 @@ from copilot.core.events import EVENTS_FILE, Event, read_events
 
 BUGGY_OUTCOMES = frozenset({"crashed", "diverged", "hung", "timed_out", "cancelled"})
 HISTORY_NODES = 6  # nodes listed in the instruction
-ERROR_CHARS = 1500  # error text kept per node (node_scored.error, instruction)
+ERROR_CHARS = 1200  # error text kept per node (node_scored.error, instruction)
 LINE_CHARS = 160  # one history line
 WATCH_POLL_S = 0.5  # how often budgets are checked while a run is in flight
 
