@@ -305,6 +305,14 @@ def test_apply_ambiguous_names_every_place() -> None:
     assert apply_hunks(source, [hunk("a = 1\nb = 3\n", "a = 5\nb = 3\n")]).text == "a = 1\nb = 2\n\na = 5\nb = 3\n"
 
 
+def test_exact_match_with_a_rival_at_another_indentation_is_ambiguous() -> None:
+    # A model that dedented its SEARCH would match the module-level copy exactly: refuse rather than guess.
+    source = "def main():\n    model = GPT(config)\n\nmodel = GPT(config)\n"
+    with pytest.raises(EditApplyError) as info:
+        apply_hunks(source, [hunk("model = GPT(config)\n", "model = GPT(config).eval()\n")])
+    assert info.value.reason == "ambiguous" and "line 2, line 4" in str(info.value)
+
+
 def test_apply_fuzzy_near_match_in_two_places_is_ambiguous() -> None:
     source = "def f():\n    alpha = 1\n    beta = 2\n    return alpha\n\n" * 2
     search = "def f():\n    alpha = 1\n    beta = 3\n    return alpha\n"  # stale line; fits both copies
@@ -464,6 +472,7 @@ ROUND_TRIP_PAIRS = {
     "crlf": (SCRIPT.replace("\n", "\r\n"), SCRIPT.replace("\n", "\r\n").replace("gelu", "silu")),
     "no_final_newline": ("a\nb\nc", "a\nB\nc"),
     "duplicate_created_by_earlier_block": ("p\nq\nz\nr\nq\ns\n", "p\nr\nq\nz\nr\nq\nS\n"),
+    "same_line_at_another_indentation": ("def f():\n    x = 1\n\nx = 1\n", "def f():\n    x = 1\n\nx = 2\n"),
 }
 
 
@@ -515,3 +524,43 @@ def test_blocks_from_texts_round_trip_random_edits(seed: int) -> None:
     new = "\n".join(new_lines) + "\n"
     if old != new:
         assert_round_trip(old, new, context_lines=rng.choice([0, 1, 2]))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_never_applies_in_the_wrong_place(seed: int) -> None:
+    """Drifted hunks against repetitive files: each one applies where it was taken from, or is refused."""
+    vocab = ["x = 1", "y = x + 1", "return x", "if x:", "pass", "z = f(x, y)", "", "# comment", "total += i"]
+    applied = 0
+    for case in range(60):
+        rng = random.Random(seed * 1000 + case)
+        lines = [" " * rng.choice([0, 4, 8]) + rng.choice(vocab) for _ in range(rng.randint(10, 60))]
+        n = rng.randint(2, 7)
+        at = rng.randrange(len(lines) - n + 1)
+        search = lines[at : at + n]
+        if not any(line.strip() for line in search):
+            continue
+        changed = rng.randrange(n)
+        replace = list(search)
+        replace[changed] = f"    changed_{case} = 1"
+        expected = lines[:at] + replace + lines[at + n :]
+        drift = rng.choice(["none", "stale", "trailing", "indent"])
+        if drift == "stale":
+            context = [k for k in range(n) if k != changed and search[k].strip()]
+            if context:
+                k = rng.choice(context)
+                search = search[:k] + [search[k] + "  # old"] + search[k + 1 :]
+                replace = replace[:k] + [search[k]] + replace[k + 1 :]
+        elif drift == "trailing":
+            search = [line + " " if line.strip() else line for line in search]
+        elif drift == "indent":
+            search = ["    " + line if line.strip() else line for line in search]
+            replace = ["    " + line if line.strip() else line for line in replace]
+        try:
+            result = apply_hunks("\n".join(lines) + "\n", [hunk("\n".join(search) + "\n", "\n".join(replace) + "\n")])
+        except EditApplyError:
+            continue
+        applied += 1
+        # Non-exact tiers compare blank lines without their whitespace; nothing else may differ.
+        got = [line if line.strip() else "" for line in result.text.split("\n")[:-1]]
+        assert got == [line if line.strip() else "" for line in expected], (drift, search, replace)
+    assert applied >= 30

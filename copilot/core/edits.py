@@ -537,7 +537,8 @@ def _merge(m: _MergeInput) -> list[_OutLine]:
     map_r = _line_map(s_keys, r_keys)
     # The model's own drift: SEARCH lines with trailing whitespace the file does not have.
     strip_new = any(
-        S[i] != S[i].rstrip() and W[j] == W[j].rstrip() and s_as_file[i] == w_keys[j] for i, j in map_w.items()
+        S[i].strip() and S[i] != S[i].rstrip() and W[j] == W[j].rstrip() and s_as_file[i] == w_keys[j]
+        for i, j in map_w.items()
     )
 
     def transform(r: str) -> str:
@@ -646,20 +647,19 @@ def _find_whitespace(lines: list[str], S: list[str]) -> list[tuple[int, _Shift]]
 
 
 def _trim_blank_edges(S: list[str], R: list[str]) -> tuple[list[str], list[str]]:
-    """Drop blank lines at the edges of SEARCH, and as many blank lines at the same edges of REPLACE."""
-    top = 0
-    while top < len(S) and not S[top].strip():
-        top += 1
-    bottom = 0
-    while bottom < len(S) - top and not S[len(S) - 1 - bottom].strip():
-        bottom += 1
-    r_top = 0
-    while r_top < min(top, len(R)) and not R[r_top].strip():
-        r_top += 1
-    r_bottom = 0
-    while r_bottom < min(bottom, len(R) - r_top) and not R[len(R) - 1 - r_bottom].strip():
-        r_bottom += 1
-    return S[top : len(S) - bottom], R[r_top : len(R) - r_bottom]
+    """Drop blank lines at the edges of SEARCH that REPLACE keeps as blank lines at the same edge. A blank edge
+    line that REPLACE changes stays, so that trimming never drops a line the model meant to change."""
+
+    def leading_blanks(lines: list[str]) -> int:
+        count = 0
+        while count < len(lines) and not lines[count].strip():
+            count += 1
+        return count
+
+    top = min(leading_blanks(S), leading_blanks(R))
+    S, R = S[top:], R[top:]
+    bottom = min(leading_blanks(S[::-1]), leading_blanks(R[::-1]))
+    return S[: len(S) - bottom], R[: len(R) - bottom]
 
 
 def _span(start: int, end: int) -> str:
@@ -721,21 +721,27 @@ class _Locator:
             found = self._elided(S2, R2)
             if found is not None:
                 return found
-        found = self._fuzzy(S2, R2)
-        if found is not None:
-            return found
+        # The three-way merge copes with blank edge lines the file lacks, so the untrimmed text goes first.
+        for s_lines, r_lines in ((S, R), (S2, R2)) if S2 != S else ((S, R),):
+            found = self._fuzzy(s_lines, r_lines)
+            if found is not None:
+                return found
         raise self._not_found(S2)
 
     # -- exact and whitespace-tolerant
 
     def _basic(self, S: list[str], R: list[str], trimmed: bool) -> _Plan | None:
         exact = _find_exact(self.lines, S)
-        if len(exact) == 1:
-            start = exact[0]
-            return _Plan(start, start + len(S), [(r, None) for r in R], "whitespace" if trimmed else "exact", 1.0)
         if len(exact) > 1:
             raise self._ambiguous([(i, i + len(S)) for i in exact])
         loose = _find_whitespace(self.lines, S)
+        if len(exact) == 1:
+            # The same lines at another indentation are a rival: a model that shifted its indentation would
+            # match the wrong one exactly.
+            if len(loose) > 1:
+                raise self._ambiguous([(i, i + len(S)) for i, _ in loose])
+            start = exact[0]
+            return _Plan(start, start + len(S), [(r, None) for r in R], "whitespace" if trimmed else "exact", 1.0)
         if len(loose) > 1:
             raise self._ambiguous([(i, i + len(S)) for i, _ in loose])
         if len(loose) == 1:
@@ -1239,10 +1245,11 @@ def _settle_regions(regions: list[_Region], a: list[str], b: list[str]) -> list[
             search = a[region.lo : region.hi]
             evolving = (b[: regions[n - 1].jhi] + a[regions[n - 1].hi :]) if n else a
             whole = region.lo == 0 and region.hi == len(a)
+            # Unique even with whitespace ignored, as apply_hunks requires of an exact match.
             unique = (
                 any(s.strip() for s in search)
-                and len(_find_exact(a, search)) == 1
-                and len(_find_exact(evolving, search)) == 1
+                and len(_find_whitespace(a, search)) == 1
+                and len(_find_whitespace(evolving, search)) == 1
             )
             if not unique and not whole:
                 region.ctx += 1
