@@ -805,6 +805,8 @@ class CopilotApp(App[int]):
     # -- one place for worker outcomes -------------------------------------------------------------------
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
+        if event.state in (WorkerState.SUCCESS, WorkerState.ERROR):
+            self.flush()  # the worker's events are queued: show them with its outcome
         if event.state == WorkerState.SUCCESS and worker.group == "llm":
             self._dirty.add("suggestion")
             self.stream.pop("", None)

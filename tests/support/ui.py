@@ -87,3 +87,19 @@ def screen_text(app: Any) -> str:
                       color_system="truecolor", legacy_windows=False)
     console.print(app.screen._compositor.render_update(full=True))
     return console.export_text(styles=False)
+
+
+async def wait_until(pilot: Any, predicate: Any, timeout_s: float = 20.0, what: str = "condition") -> None:
+    """Let the app run (timers, workers) until predicate() holds; fail with `what` after timeout_s."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await pilot.pause(0.05)
+    assert predicate(), f"timed out after {timeout_s}s waiting for {what}"
+
+
+def notifications(app: Any) -> list[str]:
+    return [n.message for n in app._notifications]

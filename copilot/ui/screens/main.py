@@ -148,16 +148,32 @@ class MainScreen(Screen):
 
     def show_pane(self, name: str) -> None:
         """Bring a pane to view (switching tabs when needed) and focus its main widget."""
-        for tabs in self.query(TabbedContent):
-            if tabs.query(f"#pane-{name}"):
-                tabs.active = f"pane-{name}"
         targets = {
             "suggestion": "#hunks HunkCard", "script": "#script-text", "runs": "#run-table",
             "chart": "#loss-chart", "history": "#history-tree",
         }
         found = self.query(targets[name])
+        if name == "script" and self.show_diff_scroll():
+            found = self.query("#script-diff-scroll")
+        if name == "suggestion":
+            cards = list(found)
+            position = min(max(getattr(self.app, "selected_hunk", 0), 0), len(cards) - 1) if cards else 0
+            found = [cards[position]] if cards else list(self.query("#suggestion-scroll"))
+            if found:
+                found[0].focus()
+                return
         if found:
-            self.call_after_refresh(found.first().focus)
+            # focusing is enough: TabbedContent shows the tab holding the focused widget. Switching the tab
+            # first would hide the old focus and race Textual's own focus-next against ours.
+            found.first().focus()
+            return
+        for tabs in self.query(TabbedContent):
+            if tabs.query(f"#pane-{name}"):
+                tabs.active = f"pane-{name}"
+
+    def show_diff_scroll(self) -> bool:
+        scroll = self.query("#script-diff-scroll")
+        return bool(scroll) and scroll.first().display
 
     def pane_visible(self, name: str) -> bool:
         """True when the pane is on screen (always in the split layout, the active tab otherwise)."""

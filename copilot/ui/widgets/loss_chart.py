@@ -83,7 +83,7 @@ class _Plot(PlotWidget, can_focus=False):
     """textual-plot's widget without focus, so its single-letter bindings never shadow the app's."""
 
 
-class LossChart(Vertical):
+class LossChart(Vertical, can_focus=True):
     """Plot + caption. `series` holds what was last drawn (after downsampling)."""
 
     DEFAULT_CSS = """
