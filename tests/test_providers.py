@@ -478,3 +478,9 @@ async def test_replay_from_a_recorded_event_log(tmp_path: Path) -> None:
     events = read_events(tmp_path / "s1" / "events.jsonl").events
     replay = ReplayProvider.from_events(events)
     assert replay.answers == ["answer one", "answer two"] and "2 recorded answers" in replay.label
+
+
+async def test_error_event_inside_the_stream(server: OpenAIServer) -> None:
+    server.script([raw_sse(['{"error": {"message": "model overloaded, try later"}}'])])
+    message = await fails(provider_for(server))
+    assert "model overloaded" in message and "reported an error" in message
