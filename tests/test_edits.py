@@ -179,6 +179,20 @@ def test_parse_unified_diff_into_hunks() -> None:
     assert result["notes.txt"] == "hello\nworld\n"
 
 
+def test_parse_loose_diff_without_file_headers_uses_default_path() -> None:
+    text = "Change:\n@@\n a = 1\n-b = 2\n+b = 3\n c = 4\n"
+    parsed = parse_edits(text, "train_gpt.py")
+    assert parsed.hunks == (Hunk(0, "train_gpt.py", "a = 1\nb = 2\nc = 4\n", "a = 1\nb = 3\nc = 4\n"),)
+    assert parsed.rationale == "Change:"
+
+
+def test_parse_code_snippet_in_rationale_keeps_its_fences() -> None:
+    text = "Like this:\n\n```python\nx = F.relu(x)\n```\n\nThe edit:\n" + block("x = F.gelu(x)\n", "x = F.relu(x)\n")
+    parsed = parse_edits(text, "train_gpt.py")
+    assert parsed.rationale == "Like this:\n\n```python\nx = F.relu(x)\n```\n\nThe edit:"
+    assert len(parsed.hunks) == 1
+
+
 def test_parse_diff_hunk_without_context_is_refused() -> None:
     text = "--- a/x.py\n+++ b/x.py\n@@ -10,0 +11,1 @@\n+added = True\n"
     with pytest.raises(EditParseError, match="no context lines"):

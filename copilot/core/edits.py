@@ -80,7 +80,8 @@ class ParsedEdits:
 @dataclass(frozen=True)
 class Match:
     """Where a hunk applied. For kind "append", start_line is one past the last line and end_line = start_line - 1
-    (an empty range); similarity is 1.0 for exact and append matches."""
+    (an empty range). similarity: 1.0 for exact, whitespace and append matches; for fuzzy ones the (line-aware)
+    difflib ratio, or, when SEARCH skipped lines with '...', the share of the window's lines that SEARCH gave."""
 
     hunk_index: int
     kind: str  # "exact" | "whitespace" | "fuzzy" | "append"
