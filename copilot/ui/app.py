@@ -281,10 +281,7 @@ class CopilotApp(App[int]):
                 card.update_card(hunk, self.staged.get(key), self.previews.get(key))
         if view.status == "received":
             staged = sum(1 for h in view.hunks if (view.id, h.index) in self.staged)
-            key_hint.update(
-                f"{staged}/{len(view.hunks)} decided · a accept · x reject · e edit · f feedback · "
-                "A/X all · c/enter apply"
-            )
+            key_hint.update(f"{staged}/{len(view.hunks)} decided · j/k move · A/X all · c or enter: apply")
         else:
             key_hint.update("s: ask for the next suggestion")
 

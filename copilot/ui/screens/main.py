@@ -80,8 +80,9 @@ def _script_area() -> TextArea:
 class SuggestionPane(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("", id="suggestion-title", classes="pane-title")
-        with VerticalScroll(id="suggestion-scroll"):
+        with VerticalScroll(id="rationale-scroll"):
             yield Static("", id="suggestion-body", markup=False)
+        with VerticalScroll(id="suggestion-scroll"):
             yield Vertical(id="hunks")
         yield Static("", id="suggestion-keys", classes="pane-hint")
 
@@ -191,7 +192,7 @@ class MainScreen(Screen):
 
 def suggestion_title(view: SuggestionView | None, streaming: bool) -> str:
     if view is None:
-        return "no suggestion yet — press s to ask (optionally with an instruction)"
+        return "no suggestion yet · s: ask"
     parts = [f"suggestion {view.id}", view.status]
     if view.prompt_tokens or view.completion_tokens:
         parts.append(f"{view.prompt_tokens}+{view.completion_tokens} tok")

@@ -75,19 +75,32 @@ class DiffView(Widget):
         self._lines = list(lines)
         self.refresh(layout=True)
 
+    def _rows(self, width: int) -> list[tuple[str, str]]:
+        """(text, kind) per screen row: long lines wrap with a two-space continuation indent."""
+        width = max(4, width)
+        rows: list[tuple[str, str]] = []
+        for line in self._lines or ["(no changes)"]:
+            kind = line_kind(line)
+            text = line.expandtabs(4)
+            rows.append((text[:width], kind))
+            rest = text[width:]
+            while rest:
+                rows.append(("  " + rest[: width - 2], kind))
+                rest = rest[width - 2:]
+        return rows
+
     def get_content_height(self, container, viewport, width: int) -> int:  # type: ignore[override]
-        return max(1, len(self._lines))
+        return len(self._rows(width))
 
     def render(self) -> Text:
-        width = max(1, self.size.width)
+        width = max(4, self.size.width)
         styles: dict[str, Style] = {
             kind: self.get_component_rich_style(f"diff--{kind}")
             for kind in ("added", "removed", "context", "hunk", "header")
         }
-        text = Text(no_wrap=True, overflow="ellipsis")
-        for number, line in enumerate(self._lines or ["(no changes)"]):
+        text = Text(no_wrap=True, overflow="crop")
+        for number, (row, kind) in enumerate(self._rows(width)):
             if number:
                 text.append("\n")
-            shown = line.expandtabs(4)
-            text.append(shown.ljust(width)[: max(width, len(shown))], styles[line_kind(line)])
+            text.append(row.ljust(width), styles[kind])
         return text

@@ -7,6 +7,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from copilot.core.projection import CommitView, RunView, SessionState
+from copilot.ui.widgets.run_table import short_run_id
 
 PROVENANCE_MARK = {"ai": "ai", "human": "you", "ai+human-edit": "ai+you", "revert": "undo", "start": "record"}
 
@@ -17,14 +18,15 @@ def run_summary(runs: list[RunView]) -> str:
     parts = []
     for run in runs:
         result = run.result or {}
+        name = short_run_id(run.run_id)
         if run.is_live:
             best = run.best_val
-            parts.append(f"{run.run_id} running" + (f" {best:.3f}" if best is not None else ""))
+            parts.append(f"{name} running" + (f" {best:.3f}" if best is not None else ""))
         elif result.get("reached_target") and result.get("time_to_target_ms") is not None:
-            parts.append(f"{run.run_id} ✓ {result['time_to_target_ms'] / 1000:.1f}s")
+            parts.append(f"{name} ✓ {result['time_to_target_ms'] / 1000:.1f}s")
         else:
             loss = result.get("final_val_loss")
-            parts.append(f"{run.run_id} {run.status}" + (f" {loss:.3f}" if isinstance(loss, (int, float)) else ""))
+            parts.append(f"{name} {run.status}" + (f" {loss:.3f}" if isinstance(loss, (int, float)) else ""))
     return " · ".join(parts)
 
 

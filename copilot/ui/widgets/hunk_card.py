@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static
@@ -37,6 +38,12 @@ def card_lines(hunk: HunkView, staged: StagedDecision | None) -> list[str]:
 
 class HunkCard(Vertical, can_focus=True):
     """Focusable card; the focused card is the one `a`/`x`/`e`/`f` act on."""
+
+    BINDINGS = [
+        Binding("enter", "app.apply", "Apply", show=False),
+        Binding("down", "app.next_hunk", "Next hunk", show=False),
+        Binding("up", "app.prev_hunk", "Previous hunk", show=False),
+    ]
 
     class Selected(Message):
         def __init__(self, index: int) -> None:

@@ -16,6 +16,7 @@ from textual_plot import HiResMode, LegendLocation, PlotWidget
 
 from copilot.core.metrics import MetricPoint
 from copilot.core.projection import RunView
+from copilot.ui.widgets.run_table import short_run_id
 
 
 def downsample(xs: list[float], ys: list[float], max_points: int) -> tuple[list[float], list[float]]:
@@ -133,14 +134,15 @@ class LossChart(Vertical, can_focus=True):
             series.append(ChartSeries("record", "reference", xs, ys))
         self.projection_ms = {}
         for run in runs:
+            name = short_run_id(run.run_id)
             train = [p for p in run.train_points if p.train_time_ms is not None]
             if train:
                 xs, ys = downsample([p.train_time_ms / 1000 for p in train], [p.train_loss for p in train], max_points)  # type: ignore[operator,misc]
-                series.append(ChartSeries(f"{run.run_id} train", "train", xs, ys))
+                series.append(ChartSeries(f"{name} train", "train", xs, ys))
             val = [p for p in run.val_points if p.train_time_ms is not None]
             if val:
                 xs, ys = downsample([p.train_time_ms / 1000 for p in val], [p.val_loss for p in val], max_points)  # type: ignore[operator,misc]
-                series.append(ChartSeries(f"{run.run_id} val", "val", xs, ys))
+                series.append(ChartSeries(f"{name} val", "val", xs, ys))
             if run.is_live and target:
                 projected = project_time_to_target(run.points, target)
                 if projected is not None and val:
@@ -148,7 +150,7 @@ class LossChart(Vertical, can_focus=True):
                     last = val[-1]
                     series.append(
                         ChartSeries(
-                            f"{run.run_id} projected", "projection",
+                            f"{name} projected", "projection",
                             [last.train_time_ms / 1000, projected / 1000], [last.val_loss, target],  # type: ignore[operator,list-item]
                         )
                     )
@@ -165,6 +167,7 @@ class LossChart(Vertical, can_focus=True):
             return
         plot = self.query_one(_Plot)
         plot.clear()
+        plot.show_legend(is_visible=bool(self.series))
         colours = {
             "val": self._colour("chart-val"),
             "train": self._colour("chart-train"),
@@ -188,7 +191,7 @@ class LossChart(Vertical, can_focus=True):
         parts = []
         for run in runs[-3:]:
             best = run.best_val
-            text = f"{run.run_id}: {run.status}"
+            text = f"{short_run_id(run.run_id)}: {run.status}"
             if best is not None:
                 text += f", best val {best:.4f}"
             if run.run_id in self.projection_ms:

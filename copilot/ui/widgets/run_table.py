@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
 from rich.text import Text
 from textual.widgets import DataTable
 
 from copilot.core.projection import RunView
 
+_RUN_ID = re.compile(r"^r-\d{8}-(\d{6})-(\w+)$")
 COLUMNS = ("run", "commit", "status", "step", "val loss", "train time", "to target", "vs record")
+
+
+def short_run_id(run_id: str) -> str:
+    """`r-20261126-173955-13b5` → `173955-13b5`: the date is the session's, the rest tells runs apart."""
+    match = _RUN_ID.match(run_id)
+    return f"{match.group(1)}-{match.group(2)}" if match else run_id
 
 
 def fmt_seconds(ms: float | None) -> str:
@@ -28,7 +37,7 @@ def run_row(run: RunView, record_time_s: float | None) -> tuple[str, ...]:
         delta = ttt / 1000 - record_time_s
         versus = f"{delta:+.1f}s ({ttt / 1000 / record_time_s:.0%})"
     return (
-        run.run_id,
+        short_run_id(run.run_id),
         run.commit[:7],
         run.status,
         step,
@@ -64,7 +73,8 @@ class RunTable(DataTable):
             elif old != row:
                 for name, before, after in zip(COLUMNS, old, row):
                     if before != after:
-                        self.update_cell(run.run_id, name, self._styled(row)[COLUMNS.index(name)])
+                        self.update_cell(run.run_id, name, self._styled(row)[COLUMNS.index(name)],
+                                         update_width=True)
             self._rows[run.run_id] = row
 
     def _styled(self, row: tuple[str, ...]) -> list[str | Text]:
