@@ -105,8 +105,8 @@ async def _drive(agent: Any, out: Any) -> Any:
             pass
     view = TreeView(agent.session)
     if out.is_terminal:
-        with Live(view.render(None), console=out, refresh_per_second=4, transient=False) as live:
-            return await agent.run(on_progress=lambda p: live.update(view.render(p)))
+        with Live(view, console=out, refresh_per_second=4, transient=False):
+            return await agent.run(on_progress=view.update)
     summary = await agent.run(on_progress=lambda p: view.print_new(out, p))
     if view.last is not None:
         out.print(view.render(view.last))
@@ -120,6 +120,12 @@ class TreeView:
         self.session = session
         self._printed: set[int] = set()
         self.last: Any = None
+
+    def update(self, progress: Any) -> None:
+        self.last = progress
+
+    def __rich__(self) -> Any:  # Live re-renders this on every refresh, so the clock keeps moving
+        return self.render(self.last)
 
     def render(self, progress: Any) -> Any:
         from rich.console import Group
@@ -162,7 +168,7 @@ def _node_text(node: Any) -> Any:
 
     kind = "baseline" if node.kind == "root" else node.kind
     text = Text(f"{node.label} [{kind}] ")
-    text.append((node.description or "")[:60] + " ", style="dim")
+    text.append((node.description or "")[:48] + " ", style="dim")
     if not node.scored:
         style = "yellow"
     elif node.buggy:
