@@ -210,6 +210,23 @@ async def test_guard_refusal_is_a_buggy_node_without_a_run(tmp_path: Path) -> No
     assert node1.get("commit") is not None
 
 
+async def test_a_failing_baseline_or_provider_ends_the_search_with_a_clear_error(tmp_path: Path) -> None:
+    track = A.broken_fixture_track()
+    session = Session.create(tmp_path / "a", track, 0, OracleProvider(track, 0),
+                             options=SessionOptions(mode="auto", hang_timeout_s=30.0))
+    summary = await AutonomousAgent(session, get_policy("tree"), Budget(nodes=5)).run()
+    assert summary.stop_reason == "baseline_failed" and "starting record itself failed" in summary.detail
+    assert A.nodes_scored(session.dir)[0][0].get("outcome") == "crashed" and summary.nodes == []
+    assert A.of_type(session.dir, "session_ended")[-1].get("reason") == "baseline_failed"
+    with OpenAIServer() as server:
+        server.script([{"status": 401}] * 3)
+        session = fixture_session(tmp_path / "b", openai_provider(server))
+        summary = await AutonomousAgent(session, get_policy("forest"), Budget(nodes=10)).run()
+    assert summary.stop_reason == "provider_failed" and len(summary.nodes) == 3
+    assert all(n.outcome == "suggestion_failed" and n.buggy for n in summary.nodes)
+    assert "sk-test-agent" not in (session.dir / "events.jsonl").read_text()
+
+
 async def test_token_budget_and_dollar_budget_stop_the_search(tmp_path: Path) -> None:
     usage = {"prompt_tokens": 100_000, "completion_tokens": 10_000}  # gpt-4o-mini: $0.021 per answer
     answers = [answer(A.good_decay("0.94"), **usage), answer(A.good_decay("0.92", frm="0.94"), **usage),

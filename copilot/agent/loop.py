@@ -60,7 +60,7 @@ class AgentProgress:
 class AgentSummary:
     session_id: str
     policy: str
-    stop_reason: str  # budget | policy_complete | stopped | taken_over | provider_failed
+    stop_reason: str  # budget | policy_complete | stopped | taken_over | provider_failed | baseline_failed
     detail: str
     nodes: list[Node] = field(default_factory=list)
     best: Node | None = None
@@ -163,7 +163,7 @@ class AutonomousAgent:
             self._running = False
             self._current = None
         self._progress(f"finished: {detail}")
-        if kind in ("budget", "policy_complete", "provider_failed") and self.close_on_finish \
+        if kind in ("budget", "policy_complete", "provider_failed", "baseline_failed") and self.close_on_finish \
                 and self.session.log.is_open:
             self.session.close(reason="budget_exhausted" if kind == "budget" else kind)
         return self.summary(kind, detail)
@@ -199,6 +199,8 @@ class AutonomousAgent:
         return {"policy": self.policy.to_dict(), "budget": self.budget.to_dict(), "seed": self.seed}
 
     async def _search(self) -> tuple[str, str]:
+        # a baseline that failed in an earlier process is run once more (the setup may have been fixed since)
+        retry_root = self.tree.root is not None and self.tree.root.scored and self.tree.root.buggy
         for node in self.tree.unscored():  # resumed: created before the kill, never scored
             await self._wait_gate()
             await self._finish_unscored(node)
@@ -209,9 +211,16 @@ class AutonomousAgent:
                 self.session.log.append("budget_exhausted", reason=reason, budget=self.budget.to_dict(),
                                         usage=self.usage.to_dict())
                 return "budget", reason
-            if self.tree.root is None:
+            root = self.tree.root
+            if root is None or retry_root:
+                retry_root = False
                 await self._run_root()
                 continue
+            if root.buggy:
+                message = (f"the starting record itself failed ({describe(root)}); the setup is broken (data, "
+                           "GPUs, environment): fix it, then resume with `speedcopilot auto --resume`")
+                self.session.log.append("error", message=message, where="agent")
+                return "baseline_failed", message
             plan = next_plan(self.tree, self.policy, self.seed)
             if plan is None:
                 self._log_note(f"policy {self.policy.name} complete", "agent_done")
@@ -234,10 +243,14 @@ class AutonomousAgent:
 
     # -- nodes ---------------------------------------------------------------------------------
     async def _run_root(self) -> None:
+        """The baseline: the starting record's commit, run once like any node (again if it failed before)."""
         start = self.session.state.start_commit
-        branch = self._branch_for(ROOT_ID, start)
-        self._create(ROOT_ID, None, start, start, branch, "root", 0, Plan(-1, ROOT_ID, "root", 1), None,
-                     "baseline: the starting record")
+        if self.tree.root is None:
+            branch = self._branch_for(ROOT_ID, start)
+            self._create(ROOT_ID, None, start, start, branch, "root", 0, Plan(-1, ROOT_ID, "root", 1), None,
+                         "baseline: the starting record")
+        else:
+            self._log_note("running the baseline again: it failed before", "agent_rerun")
         await self._run_node(self.tree.nodes[ROOT_ID])
 
     async def _expand(self, plan: Plan) -> None:
@@ -440,9 +453,11 @@ class AutonomousAgent:
         workspace = self.session.workspace
         if workspace.branch() != branch and branch in workspace.branches():
             self.session.switch_branch(branch)
-        if commit and workspace.head_sha() != commit:
-            raise WorkspaceError(f"branch {branch} is at {workspace.head_sha()[:10]}, expected {commit[:10]}; "
-                                 "the workspace was changed outside the agent")
+        if commit and workspace.head_sha() != commit:  # someone moved the branch (a human took over)
+            existing, k = set(workspace.branches()), 2
+            while f"{branch}-{k}" in existing:
+                k += 1
+            self.session.checkout(commit, branch=f"{branch}-{k}")
 
     def _run_of(self, node: Node) -> str | None:
         runs = [r for r in self.session.state.runs.values()
@@ -487,7 +502,8 @@ class AutonomousAgent:
             if parent.error:
                 task += "\nIts error output ended with:\n" + parent.error[-ERROR_CHARS:]
         else:
-            task = (f"Improve on {parent.label} ({describe(parent)}), the best so far; the script in front of you "
+            name = "the baseline (the starting record)" if parent.id == ROOT_ID else parent.label
+            task = (f"Improve on {name} ({describe(parent)}), the best so far; the script in front of you "
                     "is its code. Propose one further change that reaches the target in less training time.")
         return head + task + self._history(node_id)
 

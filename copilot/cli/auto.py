@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
                 out.print(f"run(s) {', '.join(live)} keep going; `speedcopilot auto --resume {session.id}` "
                           "picks them up")
     _print_summary(out, summary, session)
-    return 0
+    return 1 if summary.stop_reason in ("baseline_failed", "provider_failed") else 0
 
 
 async def _drive(agent: Any, out: Any) -> Any:

@@ -59,6 +59,16 @@ def slow_edit(sleep_s: float = 0.3) -> str:
     return block("SLEEP_S = 0.01", f"SLEEP_S = {sleep_s}", "Slow down (for the test).")
 
 
+def broken_fixture_track() -> Any:
+    """The fixture track whose starting record crashes (a broken setup: the baseline itself fails)."""
+    from tests.support.fixture_track import RECORD_0, FixtureTrack
+
+    track = FixtureTrack()
+    broken = RECORD_0.replace("def main() -> None:", "def main() -> None:\n    raise RuntimeError('no data')")
+    track._scripts = {**track._scripts, 0: broken}
+    return track
+
+
 # -- event queries ------------------------------------------------------------------------------------------
 
 
