@@ -394,7 +394,8 @@ def test_cli_auto_on_micro_with_oracle_killed_and_resumed(tmp_path: Path) -> Non
 
     workspace = Workspace.open(session_dir / "workspace")
     record_1 = (records_dir() / "micro" / "record_1" / "train_gpt.py").read_text()
-    assert workspace.read("train_gpt.py", created[1].get("commit")) == record_1
+    assert workspace.read("train_gpt.py", created[1].get("commit")) == record_1, \
+        "node 1 is not record 1 (or records/micro/record_1 was edited while the test ran)"
     # Tiny runs reach no target: the tree expands the node with the lower final loss. From the baseline the
     # oracle proposes record 1 again; from record 1 it has nothing left to propose.
     best_first = min((0, 1), key=lambda i: (scored[i][0].get("final_val_loss"), i))
@@ -403,6 +404,6 @@ def test_cli_auto_on_micro_with_oracle_killed_and_resumed(tmp_path: Path) -> Non
         assert workspace.read("train_gpt.py", created[2].get("commit")) == record_1
     else:
         assert scored[2][0].get("outcome") == "suggestion_failed"
-    assert "nodes: 2" in done.stdout and "budget" in done.stdout
+    assert "nodes: 2" in done.stdout and "budget" in done.stdout, done.stdout
     types = [e.type for e in A.events(session_dir)]
     assert "session_resumed" in types and types[-2:] == ["budget_exhausted", "session_ended"]
