@@ -11,7 +11,7 @@ from copilot.ui.screens.main import MainScreen
 from copilot.ui.widgets.hunk_card import HunkCard
 from copilot.ui.widgets.loss_chart import LossChart
 from copilot.ui.widgets.run_table import RunTable
-from tests.support.ui import metric_points, sample_events, sample_state, screen_text
+from tests.support.ui import metric_points, sample_events, sample_state, screen_text, wait_until
 
 
 def app_for(**kwargs) -> CopilotApp:
@@ -21,7 +21,7 @@ def app_for(**kwargs) -> CopilotApp:
 async def test_small_terminal_uses_tabs_and_header_says_what_is_going_on() -> None:
     app = app_for()
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: "hunk 1/3" in screen_text(app), 5, "the hunk cards")
         screen = app.screen
         assert isinstance(screen, MainScreen) and not screen.wide
         tabs = screen.query_one("#tabs", TabbedContent)
@@ -43,8 +43,7 @@ async def test_large_terminal_splits_and_resize_flips_layout_without_losing_stat
         assert "suggestion g2" in text and "r2" in text and "main@bbbbbbb" in text
         await pilot.press("a")  # stage a decision, then change layout: the staged decision must survive
         await pilot.resize_terminal(80, 24)
-        await pilot.pause(0.3)
-        assert not app.screen.wide and app.screen.query("#tabs")
+        await wait_until(pilot, lambda: not app.screen.wide and app.screen.query(".hunk-0"), 5, "narrow layout") and app.screen.query("#tabs")
         assert ("g2", 0) in app.staged
         card = app.screen.query_one(".hunk-0", HunkCard)
         assert card.decision == "accept" and "staged" in str(card.border_subtitle)
@@ -74,7 +73,7 @@ async def test_metric_events_reach_the_chart_and_projection() -> None:
 async def test_decisions_are_staged_with_feedback_and_edits_and_timed() -> None:
     app = app_for()
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: isinstance(app.focused, HunkCard), 5, "the first hunk focused")
         assert isinstance(app.focused, HunkCard) and app.focused.hunk.index == 0
         await pilot.pause(0.1)
         await pilot.press("a")  # hunk 0 accepted, selection moves on

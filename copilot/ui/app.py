@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from copilot.core.session import Session
 
 FLUSH_INTERVAL_S = 0.1
+DIAG_ENV = "SPEEDCOPILOT_UI_DIAGNOSTICS"  # a file path: the app writes first-frame timing there (benchmarks)
 ThemeSaved = Callable[[str], None]
 
 # which panes an event type makes stale
@@ -88,6 +89,7 @@ class CopilotApp(App[int]):
         theme_dirs: tuple[Path, ...] = (),
     ) -> None:
         super().__init__()
+        self._init_t = time.time()
         self.session = session
         if state is None:
             state = copy.deepcopy(session.state) if session is not None else SessionState()
@@ -144,6 +146,17 @@ class CopilotApp(App[int]):
             self._load_script()
             self._attach_live_runs()
         self.set_interval(FLUSH_INTERVAL_S, self.flush)
+        if os.environ.get(DIAG_ENV):
+            self.call_after_refresh(self._write_diagnostics, Path(os.environ[DIAG_ENV]))
+
+    def _write_diagnostics(self, path: Path) -> None:
+        """For bench/app_startup.py: when the first frame was drawn, and whether torch got imported."""
+        import json
+        import sys
+
+        path.write_text(json.dumps({"first_frame_t": time.time(), "app_init_t": self._init_t,
+                                    "torch_imported": "torch" in sys.modules,
+                                    "modules": len(sys.modules)}))
 
     def _ingest_missed(self) -> None:
         """Events appended between the state copy and subscribing are in the session's state; catch up."""

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
-from textual_plot import HiResMode, LegendLocation, PlotWidget
 
 from copilot.core.metrics import MetricPoint
 from copilot.core.projection import RunView
@@ -80,8 +79,37 @@ class ChartSeries:
     ys: list[float]
 
 
-class _Plot(PlotWidget, can_focus=False):
-    """textual-plot's widget without focus, so its single-letter bindings never shadow the app's."""
+_PLOT_CLASS: type | None = None
+
+
+def _plot_class() -> type:
+    """textual-plot's widget without focus (its single-letter bindings must not shadow the app's).
+
+    Imported on first use: textual-plot pulls in numpy, which the first frame does not need.
+    """
+    global _PLOT_CLASS
+    if _PLOT_CLASS is None:
+        from textual.reactive import reactive
+        from textual_plot import LegendLocation, PlotWidget
+
+        class LossPlot(PlotWidget, can_focus=False):
+            margin_top = reactive(1)
+            margin_bottom = reactive(2)
+            margin_left = reactive(7)
+
+            ready = False
+
+            def on_mount(self) -> None:
+                self.set_xlabel("train time (s)")
+                self.set_ylabel("loss")
+                self.show_legend(LegendLocation.TOPRIGHT)
+                self.ready = True  # its canvases exist now: safe to draw
+                chart = self.parent
+                if isinstance(chart, LossChart) and chart._last_args is not None:
+                    chart.show(*chart._last_args)
+
+        _PLOT_CLASS = LossPlot
+    return _PLOT_CLASS
 
 
 class LossChart(Vertical, can_focus=True):
@@ -89,7 +117,7 @@ class LossChart(Vertical, can_focus=True):
 
     DEFAULT_CSS = """
     LossChart { height: 1fr; }
-    LossChart > _Plot { height: 1fr; }
+    LossChart > LossPlot { height: 1fr; }
     LossChart > #chart-caption { height: auto; color: $text-muted; padding: 0 1; }
     LossChart #legend { border: round $border; background: $surface; }
     """
@@ -101,19 +129,19 @@ class LossChart(Vertical, can_focus=True):
         self._last_args: tuple | None = None
 
     def compose(self) -> ComposeResult:
-        yield _Plot()
         yield Static("no runs yet: press r to train the current commit", id="chart-caption")
 
     def on_mount(self) -> None:
-        plot = self.query_one(_Plot)
-        plot.set_xlabel("train time (s)")
-        plot.set_ylabel("loss")
-        plot.margin_left = 7
-        plot.margin_bottom = 2
-        plot.margin_top = 1
-        plot.show_legend(LegendLocation.TOPRIGHT)
-        if self._last_args is not None:
-            self.show(*self._last_args)
+        self.call_after_refresh(self._mount_plot)
+
+    async def _mount_plot(self) -> None:
+        if not self.is_attached or self.query("#loss-plot"):
+            return
+        await self.mount(_plot_class()(id="loss-plot"), before=0)
+
+    def _plot(self):  # type: ignore[no-untyped-def]
+        found = self.query("#loss-plot")
+        return found.first() if found and getattr(found.first(), "ready", False) else None
 
     def on_resize(self) -> None:
         if self._last_args is not None:
@@ -163,9 +191,11 @@ class LossChart(Vertical, can_focus=True):
         self._caption(runs, target)
 
     def _draw(self) -> None:
-        if not self.is_mounted:
+        plot = self._plot() if self.is_mounted else None
+        if plot is None:
             return
-        plot = self.query_one(_Plot)
+        from textual_plot import HiResMode
+
         plot.clear()
         plot.show_legend(is_visible=bool(self.series))
         colours = {
