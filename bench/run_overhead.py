@@ -57,7 +57,16 @@ def last_train_time(log: Path) -> float | None:
 WATCHER_CPU: list[tuple[float, float, float]] = []  # (watcher CPU s, run CPU s, wall s) per watched run
 
 
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+DIRECT_CPU: list[float] = []  # CPU seconds of each direct run
+
+
 def run_direct(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> float:
+    cpu = children_cpu()
     start = time.perf_counter()
     with open(log, "wb") as out:
         # Its own session like a watched run: with Linux scheduler autogroups a new session is its own
@@ -65,7 +74,9 @@ def run_direct(command: list[str], cwd: Path, env: dict[str, str], log: Path) ->
         subprocess.run(
             command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, check=True, start_new_session=True
         )
-    return time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    DIRECT_CPU.append(children_cpu() - cpu)
+    return elapsed
 
 
 def run_watched(
@@ -76,13 +87,12 @@ def run_watched(
     run_id = new_run_id()
     spec = RunSpec(run_id, command, cwd, runs / run_id, env, target_val_loss=0.0, hang_timeout_s=None)
     cpu = time.process_time()
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    children = children_cpu()
     start = time.perf_counter()
     handle = LocalRunner().start(spec)
     result = asyncio.run(watch_run(handle, spec, poll_s=poll_s))
     elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    run_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
+    run_cpu = children_cpu() - children
     WATCHER_CPU.append((time.process_time() - cpu, run_cpu, elapsed))
     if result.exit_code != 0:
         tail = "\n".join(result.error_tail)
@@ -180,6 +190,12 @@ def main() -> None:
             f"watcher CPU (start + tail + parse + classify, in this process): {watcher:.3f} s over {wall:.1f} s of "
             f"watched runs = {watcher / wall * 100:.3f}% of one core, {watcher / run_cpu * 100:.3f}% of the runs' "
             f"own CPU time ({run_cpu:.1f} s)"
+        )
+        cpu_pairs = list(zip(DIRECT_CPU, (r for _, r, _ in WATCHER_CPU)))
+        print(
+            f"the script's own CPU time (direct -> watched, robust to other load): median per-pair overhead "
+            f"{statistics.median(pct(w, d) for d, w in cpu_pairs):+.2f}% "
+            f"({', '.join(f'{d:.1f}->{w:.1f} s' for d, w in cpu_pairs)})"
         )
         if trains:
             print(

@@ -180,10 +180,10 @@ def _proc_stat(pid: int) -> tuple[str, int, int] | None:
     """(state, process group, start time in clock ticks) from /proc, or None where /proc is absent."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        rest = raw[raw.rindex(")") + 2 :].split()  # the command name may hold spaces and parentheses
+        return rest[0], int(rest[2]), int(rest[19])
+    except (OSError, ValueError, IndexError):  # gone, or exiting while we read
         return None
-    rest = raw[raw.rindex(")") + 2 :].split()  # the command name may hold spaces and parentheses
-    return rest[0], int(rest[2]), int(rest[19])
 
 
 def _pid_running(pid: int, start_ticks: int | None) -> bool:
