@@ -5,9 +5,11 @@ from __future__ import annotations
 from textual.widgets import Log, TabbedContent, TextArea
 
 from copilot.core.events import Event
+from copilot.core.projection import SessionState
 from copilot.ui.app import CopilotApp
 from copilot.ui.screens.help import HelpScreen
 from copilot.ui.screens.main import MainScreen
+from copilot.ui.screens.modals import MessageModal
 from copilot.ui.widgets.hunk_card import HunkCard
 from copilot.ui.widgets.loss_chart import LossChart
 from copilot.ui.widgets.run_table import RunTable
@@ -172,3 +174,31 @@ async def test_replay_driver_feeds_the_same_projection() -> None:
         assert app.state.last_seq == events[-1].seq
         assert set(app.state.runs) == {"r1", "r2"}
         assert "offline oracle" in screen_text(app)
+
+
+async def test_rationale_streams_in_before_the_suggestion_lands() -> None:
+    events = sample_events(with_suggestion=False)
+    app = CopilotApp(state=SessionState.from_events(events))
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.ingest(Event(seq=events[-1].seq + 1, t=2e9, type="suggestion_requested", data={"suggestion_id": "g9"}))
+        app._on_delta("Raise the learning ")
+        await pilot.pause(0.2)
+        app._on_delta("rate a little.")
+        await wait_until(pilot, lambda: "Raise the learning rate a little." in screen_text(app), 3, "streamed text")
+        assert "suggestion g9 · requested" in screen_text(app)
+
+
+async def test_crashed_run_shows_its_last_error_lines() -> None:
+    events = sample_events(live_run=True)
+    app = CopilotApp(state=SessionState.from_events(events))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.1)
+        app.ingest(Event(seq=events[-1].seq + 1, t=2e9, type="run_finished",
+                         data={"run_id": "r2", "outcome": "crashed", "exit_code": 1,
+                               "error_tail": "Traceback ...\nRuntimeError: CUDA out of memory"}))
+        await wait_until(pilot, lambda: isinstance(app.screen, MessageModal), 3, "the crash dialog")
+        text = screen_text(app)
+        assert "run r2 crashed" in text and "CUDA out of memory" in text and "exit code 1" in text
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert app.state.runs["r2"].status == "crashed" and not app.state.live_runs

@@ -9,6 +9,8 @@ import json
 import socket
 from pathlib import Path
 
+import pytest
+
 from copilot.core.events import EVENTS_FILE, read_events
 from copilot.core.providers import OpenAIProvider, OracleProvider
 from copilot.core.session import Session
@@ -166,3 +168,126 @@ async def test_quit_with_live_run_can_stop_it(tmp_path: Path) -> None:
     ended = [e for e in events_of(session) if e.type == "session_ended"]
     assert ended and ended[-1].get("runs_left_running") == []
     assert app.quit_choice == "stop"
+
+
+async def test_goto_undo_and_branch_from_history(tmp_path: Path) -> None:
+    session = new_session(tmp_path)
+    app = CopilotApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await ask(pilot)
+        await wait_until(pilot, lambda: len(app.screen.query(HunkCard)) == 3, 15, "hunk cards")
+        await wait_until(pilot, lambda: app.script_text, 5, "the script")
+        hunk = app.state.current_suggestion.hunks[0]
+        await pilot.press("g")
+        await pilot.pause(0.2)
+        area = app.screen.query_one("#script-text")
+        assert area.selected_text.strip() == hunk.search.strip()
+        await pilot.press("1", "A", "c")
+        await wait_until(pilot, lambda: len(app.state.commits) == 2, 10, "the commit")
+        start, applied = app.state.commits[0].sha, app.state.commits[1].sha
+        await pilot.press("u")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal), 5, "undo question")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: app.state.commits[-1].provenance == "revert", 10, "the revert commit")
+        await wait_until(pilot, lambda: "LR = 0.001" in app.script_text, 5, "the script after undo")
+        # branch from the commit that had the suggestion applied: a new attempt off an earlier point
+        await pilot.press("5")
+        tree = app.screen.query_one("#history-tree")
+        await wait_until(pilot, lambda: tree.cursor_node is not None and tree.cursor_node.data, 5, "history")
+        node = next(n for n in _walk(tree.root) if n.data == applied)
+        tree.move_cursor(node)
+        await pilot.press("b")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal), 5, "branch question")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: app.state.head == applied and app.state.branch != "main", 10, "the branch")
+        await wait_until(pilot, lambda: "LR = 0.003" in app.script_text, 5, "the script on the branch")
+        assert session.workspace.branch() == app.state.branch and start in {c.sha for c in app.state.commits}
+        await pilot.press("q")
+
+
+def _walk(node):  # type: ignore[no-untyped-def]
+    for child in node.children:
+        yield child
+        yield from _walk(child)
+
+
+async def test_ctrl_c_in_runs_pane_cancels_and_resume_reattaches(tmp_path: Path) -> None:
+    session = new_session(tmp_path)
+    script = session.workspace.path / "train_gpt.py"
+    script.write_text(script.read_text().replace("SLEEP_S = 0.01", "SLEEP_S = 0.2"))
+    session.commit_external_edit("slower")
+    app = CopilotApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await wait_until(pilot, lambda: app.state.live_runs and app.state.live_runs[0].points, 15, "a training run")
+        first = app.state.live_runs[0].run_id
+        await pilot.press("3")  # focus the runs table, then ctrl+c
+        await pilot.press("ctrl+c")
+        await wait_until(pilot, lambda: app.state.runs[first].status == "cancelled", 15, "the cancellation")
+        await pilot.press("r")
+        await wait_until(pilot, lambda: len(app.state.live_runs) == 1, 10, "a second run")
+        second = app.state.live_runs[0].run_id
+        await pilot.press("q")
+        await wait_until(pilot, lambda: isinstance(app.screen, QuitModal), 5, "the quit question")
+        await pilot.press("l")  # leave it running
+        await pilot.pause(0.2)
+    assert app.quit_choice == "leave"
+    ended = [e for e in events_of(session) if e.type == "session_ended"][-1]
+    assert ended.get("runs_left_running") == [second]
+
+    track = FixtureTrack()
+    resumed = Session.open(tmp_path / "sessions", session.id, track, OracleProvider(track, 0))
+    app2 = CopilotApp(resumed)
+    async with app2.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app2.state.runs[second].result is not None, 30, "the re-attached run")
+        assert app2.state.runs[second].status != "running"
+        assert second in app2._watched
+        await pilot.press("q")
+    types = [e.type for e in events_of(resumed)]
+    assert "session_resumed" in types and "run_attached" in types and types[-1] == "session_ended"
+
+
+@pytest.mark.slow
+async def test_micro_track_oracle_accept_all_and_a_tiny_real_training_run(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from copilot.core.tracks.micro import MicroTrack
+    from copilot.core.tracks.microdata import prepare_micro_data
+
+    prepare_micro_data(tmp_path / "data", size="small")
+    monkeypatch.setenv("MICRO_MAX_STEPS", "5")
+    monkeypatch.setenv("MICRO_VAL_EVERY", "5")
+    monkeypatch.setenv("MICRO_VAL_WINDOWS", "4")
+    track = MicroTrack(data_dir=tmp_path / "data")
+    session = Session.create(tmp_path / "sessions", track, 0, OracleProvider(track, 0))
+    app = CopilotApp(session)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ask(pilot)
+        await wait_until(pilot, lambda: app.screen.query(HunkCard), 30, "the oracle's hunks")
+        await pilot.press("A", "c")
+        await wait_until(pilot, lambda: len(app.state.commits) == 2, 15, "the commit")
+        await pilot.press("r")
+        await wait_until(pilot, lambda: app.state.runs and next(iter(app.state.runs.values())).result, 240,
+                         "the tiny micro run")
+        run = next(iter(app.state.runs.values()))
+        assert run.status != "crashed", run.result
+        assert run.val_points and run.train_points
+        await pilot.pause(0.3)
+        labels = {s.label for s in app.screen.query_one(LossChart).series}
+        assert any(label.endswith(" val") for label in labels)
+        await pilot.press("q")
+    assert [e.type for e in events_of(session)][-1] == "session_ended"
+
+
+async def test_run_on_a_dirty_working_copy_offers_to_commit_the_edit(tmp_path: Path) -> None:
+    session = new_session(tmp_path)
+    app = CopilotApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        script = session.workspace.path / "train_gpt.py"
+        script.write_text(script.read_text().replace('NOTE = "fixture"', 'NOTE = "mine"'))
+        await pilot.press("r")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal), 10, "the commit-your-edit offer")
+        assert any("uncommitted changes" in n for n in notifications(app))
+        assert not app.state.runs
+        await pilot.press("y")
+        await wait_until(pilot, lambda: app.state.commits[-1].provenance == "human", 10, "the human commit")
+        await pilot.press("q")

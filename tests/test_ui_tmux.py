@@ -37,7 +37,7 @@ class Tmux:
         raise AssertionError(f"{text!r} never appeared; screen was:\n{self.screen()}")
 
 
-def test_start_suggest_accept_all_commit_quit_in_tmux(tmp_path: Path) -> None:
+def test_start_suggest_accept_all_commit_edit_in_editor_quit_in_tmux(tmp_path: Path) -> None:
     from copilot.core.tracks.microdata import prepare_micro_data
 
     data = tmp_path / "data"
@@ -45,7 +45,10 @@ def test_start_suggest_accept_all_commit_quit_in_tmux(tmp_path: Path) -> None:
     sessions = tmp_path / "sessions"
     done = tmp_path / "exit_code"
     bin_dir = Path(sys.executable).parent
-    env = {"SPEEDCOPILOT_DATA_DIR": str(data), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    editor = tmp_path / "editor.sh"  # a non-interactive $EDITOR: the app suspends, runs it, resumes
+    editor.write_text("#!/bin/sh\nsed -i 's/^import argparse$/import argparse  # edited by a human/' \"$1\"\n")
+    editor.chmod(0o755)
+    env = {"SPEEDCOPILOT_DATA_DIR": str(data), "PATH": f"{bin_dir}:{os.environ['PATH']}", "EDITOR": str(editor)}
     exports = " ".join(f"{k}={v!s}" for k, v in env.items())
     command = (f"env {exports} speedcopilot start --record 0 --track micro --provider oracle "
                f"--session-dir {sessions}; echo $? > {done}")
@@ -62,6 +65,11 @@ def test_start_suggest_accept_all_commit_quit_in_tmux(tmp_path: Path) -> None:
         tmux.wait_for("decided ·", 10)
         tmux("send-keys", "c")
         tmux.wait_for("committed", 15)
+        tmux("send-keys", "E")
+        tmux.wait_for("Commit your edit", 15)
+        assert "+import argparse  # edited by a human" in tmux.screen()
+        tmux("send-keys", "y")
+        tmux.wait_for("(human)", 15)
         tmux("send-keys", "q")
         deadline = time.monotonic() + 15
         while not done.exists() and time.monotonic() < deadline:
@@ -79,4 +87,6 @@ def test_start_suggest_accept_all_commit_quit_in_tmux(tmp_path: Path) -> None:
     assert types.index("commit_created") > types.index("suggestion_received")
     requested = next(e for e in events if e.type == "suggestion_requested")
     assert requested.get("instruction") == "faster please"
-    assert next(e for e in events if e.type == "commit_created").get("provenance") == "ai"
+    commits = [e for e in events if e.type == "commit_created"]
+    assert [c.get("provenance") for c in commits] == ["ai", "human"]
+    assert "external_edit_detected" in types

@@ -24,7 +24,7 @@ from textual.command import Provider as CommandProvider
 from textual.widgets import Static, TextArea
 from textual.worker import Worker, WorkerState
 
-from copilot.core.errors import EditApplyError, ProviderError, SpeedcopilotError
+from copilot.core.errors import EditApplyError, ProviderError, SpeedcopilotError, WorkspaceError
 from copilot.core.events import Event
 from copilot.core.metrics import MetricPoint
 from copilot.core.projection import RunView, SessionState, SuggestionView
@@ -820,10 +820,12 @@ class CopilotApp(App[int]):
         if event.state == WorkerState.SUCCESS and worker.group == "llm":
             self._dirty.add("suggestion")
             self.stream.pop("", None)
-        if event.state == WorkerState.SUCCESS and worker.name == "decide":
+        if event.state == WorkerState.SUCCESS and worker.name in ("decide", "commit_external_edit", "undo"):
             commit = worker.result
             self.notify(f"committed {commit.sha[:7]} ({commit.provenance})" if commit else "nothing accepted",
-                        timeout=3)
+                        timeout=4)
+        if event.state == WorkerState.SUCCESS and worker.name == "checkout":
+            self.notify(f"now on branch {worker.result}", timeout=4)
         if event.state != WorkerState.ERROR:
             return
         self._dirty.add("suggestion")
@@ -836,6 +838,9 @@ class CopilotApp(App[int]):
                         severity="error", timeout=12)
         elif isinstance(error, EditApplyError):
             self.notify(str(error), title="hunk does not apply", severity="error", timeout=12)
+        elif isinstance(error, WorkspaceError) and self.session is not None and "uncommitted" in str(error).lower():
+            self.notify(str(error), title="working copy has edits", severity="warning", timeout=10)
+            self.check_external_edit()  # offer to commit them, so the next try works
         elif isinstance(error, SpeedcopilotError):
             self.notify(str(error), title=context or "error", severity="error", timeout=10)
         else:

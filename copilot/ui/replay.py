@@ -182,8 +182,8 @@ class ReplayApp(App[int]):
             with Vertical(id="suggestion-pane"):
                 yield Static("", id="suggestion-title", classes="pane-title")
                 with VerticalScroll(id="suggestion-scroll"):
-                    yield Static("", id="suggestion-body", markup=False)
                     yield Static("", id="decisions", markup=False)
+                    yield Static("", id="suggestion-body", markup=False)
                     yield Vertical(id="hunks")
         with Horizontal(id="bottom-row"):
             with Vertical(id="runs-pane"):
