@@ -84,7 +84,8 @@ def load_catalog() -> dict:
         return tomllib.load(f)
 
 
-def run_once(record: int, seed: int, data: Path, target: float, stop_at_target: bool, timeout_s: float) -> RunResult:
+def run_once(record: int, seed: int, data: Path, target: float, stop_at_target: bool, timeout_s: float,
+             log_dir: Path | None = None) -> RunResult:
     result = RunResult(record=record, seed=seed, load_before=os.getloadavg()[0])
     env = {k: v for k, v in os.environ.items() if not k.startswith("MICRO_")}
     env.update({"SPEEDCOPILOT_MICRO_DATA": str(data), "MICRO_SEED": str(seed), "OMP_NUM_THREADS": "2"})
@@ -93,7 +94,11 @@ def run_once(record: int, seed: int, data: Path, target: float, stop_at_target: 
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     assert proc.stdout is not None
     stopped = False
+    log = open(log_dir / f"record_{record}_seed_{seed}.txt", "w") if log_dir else None
     for line in proc.stdout:
+        if log:
+            log.write(line)
+            log.flush()
         m = VAL_RE.match(line.strip())
         if not m:
             continue
@@ -112,6 +117,8 @@ def run_once(record: int, seed: int, data: Path, target: float, stop_at_target: 
             proc.terminate()
             result.error = f"timeout after {timeout_s:.0f}s"
             break
+    if log:
+        log.close()
     try:
         _, err = proc.communicate(timeout=30)
     except subprocess.TimeoutExpired:
@@ -178,6 +185,9 @@ def write_markdown(path: Path, rows: list[dict], runs: list[RunResult], machine:
         f"Seeds: {', '.join(map(str, seeds))}; runs interleaved (every record once per seed, in order). "
         f"Load average (1 min) seen at run starts/ends: {min(loads):.1f}–{max(loads):.1f} "
         "(the machine is shared, so times are noisy; steps to target do not depend on the machine).",
+        "Time to target = `train_time` (validation excluded) of the first validation line at or below the target; "
+        "steps to target = its step. Speed-ups are ratios of medians. Reproduce with "
+        "`python bench/micro_ladder.py --seeds 3` (rules: records/micro/RULES.md).",
         "",
         "| record | name | median time to target | min–max | steps to target (median, min–max) | "
         "speed-up vs record 0 (time) | speed-up (steps) | needs bf16 | final val_loss | runs reached |",
@@ -212,7 +222,7 @@ def update_catalog(rows: list[dict], runs: list[RunResult], machine: dict) -> No
         row = next((r for r in rows if r["record"] == int(entry["number"])), None)
         if row is None or row["time_s"] is None:
             continue
-        full = [r for r in runs if r.record == row["record"] and r.completed]
+        full = [r for r in runs if r.record == row["record"] and r.completed and r.time_to_target_ms is not None]
         entry["time_s"] = round(row["time_s"], 1)
         entry["steps_to_target"] = int(round(row["steps_to_target"]))
         entry["steps"] = int(row["steps"])
@@ -220,9 +230,12 @@ def update_catalog(rows: list[dict], runs: list[RunResult], machine: dict) -> No
             entry["val_loss"] = round(row["final_val_loss"], 4)
         entry["machine"] = label
         entry["seeds"] = row["reached"]
-        if full:
-            ref = min(full, key=lambda r: r.seed)
-            entry["curve"] = [[int(s), int(round(ms)), float(v)] for s, ms, v in ref.curve]
+        reached = [r for r in runs if r.record == row["record"] and r.time_to_target_ms is not None]
+        ref = min(full or reached, key=lambda r: r.seed)
+        entry["curve_complete"] = ref.completed
+        entry["curve"] = [[int(s), int(round(ms)), float(v)] for s, ms, v in ref.curve]
+        if row["final_val_loss"] is None:
+            entry["val_loss"] = ref.final_val_loss  # the last measured point: the target crossing
     header = (RECORDS / "catalog.toml").read_text().split("\n")
     comments = [line for line in header[: next(i for i, l in enumerate(header) if not l.startswith("#"))]]
     text = "\n".join(comments) + "\n" + tomli_w.dumps(catalog)
@@ -257,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true", help="keep the runs already in the JSON, add missing ones")
     ap.add_argument("--update-catalog", action="store_true", help="write measured numbers into catalog.toml")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per run")
+    ap.add_argument("--logs", type=Path, help="folder for each run's full output")
     args = ap.parse_args(argv)
 
     catalog = load_catalog()
@@ -276,7 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         for record in records:
             if any(r.record == record and r.seed == seed for r in runs):
                 continue
-            run = run_once(record, seed, data, target, stop_at_target=seed >= args.full_seeds, timeout_s=args.timeout)
+            if args.logs:
+                args.logs.mkdir(parents=True, exist_ok=True)
+            run = run_once(record, seed, data, target, stop_at_target=seed >= args.full_seeds, timeout_s=args.timeout,
+                           log_dir=args.logs)
             runs.append(run)
             tt = "–" if run.time_to_target_ms is None else f"{run.time_to_target_ms / 1000:.1f}s"
             print(f"record {record} seed {seed}: target at {tt} / step {run.steps_to_target}, "

@@ -40,7 +40,7 @@ def test_ladder_has_at_least_seven_records_with_catalogue_entries() -> None:
     track = MicroTrack()
     assert NUMBERS == list(range(len(NUMBERS))) and len(NUMBERS) >= 7
     assert [r.number for r in track.records()] == NUMBERS
-    assert track.name == "micro" and track.script_name == "train_gpt.py" and track.target_val_loss == 1.5
+    assert track.name == "micro" and track.script_name == "train_gpt.py" and track.target_val_loss == 1.6
     for info in track.records():
         assert info.name and info.description and isinstance(info.extra["needs_bf16"], bool)
     assert "2 threads" in track.rules or "set_num_threads(2)" in track.rules
@@ -53,9 +53,12 @@ def test_measured_fields_and_reference_curves() -> None:
         assert info.steps and info.val_loss is not None and info.machine
         assert 0 < int(info.extra["steps_to_target"]) <= info.steps
         curve = track.reference_curve(info.number)
-        assert curve[0].step == 0 and curve[-1].step == info.steps
-        assert all(p.is_val for p in curve) and curve[-1].val_loss <= track.target_val_loss
+        assert curve[0].step == 0 and all(p.is_val for p in curve)
         assert [p.step for p in curve] == sorted(p.step for p in curve)
+        crossing = next(p for p in curve if p.val_loss <= track.target_val_loss)
+        assert crossing.train_time_ms > 0
+        if info.extra.get("curve_complete"):  # otherwise the measured run was stopped at the target
+            assert curve[-1].step == info.steps
     times = [r.time_s for r in track.records()]
     assert all(b < a for a, b in zip(times, times[1:]))  # each record beats its predecessor
 
@@ -89,7 +92,7 @@ def test_protected_block_is_identical_and_diffs_are_focused() -> None:
     texts = [_script(n).read_text() for n in NUMBERS]
     blocks = [PROTECTED.search(t) for t in texts]
     assert all(blocks) and len({b.group(0) for b in blocks}) == 1
-    assert "TARGET_VAL_LOSS = 1.50" in blocks[0].group(0)
+    assert "TARGET_VAL_LOSS = 1.60" in blocks[0].group(0)
     for n, (a, b) in enumerate(zip(texts, texts[1:])):
         changed = [l for l in difflib.unified_diff(a.splitlines(), b.splitlines(), n=0)
                    if l[:1] in "+-" and not l.startswith(("+++", "---"))]
