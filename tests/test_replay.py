@@ -31,6 +31,7 @@ from copilot.ui.replay import ReplayApp, TimelineBar
 from copilot.ui.widgets.loss_chart import LossChart
 from copilot.ui.widgets.run_table import RunTable
 from tests.support.fixture_track import FixtureTrack
+from tests.support.ui import screen_text
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "sessions" / "examples"
@@ -197,7 +198,9 @@ def test_next_and_previous_decision_walk_the_suggestions_decisions_and_commits(t
     player = ReplayPlayer.from_session(folder, cache_dir=tmp_path)
     assert player.cursor == 0
     seen = []
-    while player.next_decision() is not None:
+    for _ in range(len(events)):  # bounded: a player stuck on one decision fails instead of hanging
+        if player.next_decision() is None:
+            break
         last = player.events[player.cursor - 1]
         seen.append(last.seq)
         assert player.state == SessionState.from_events(events[: player.cursor])
@@ -205,7 +208,9 @@ def test_next_and_previous_decision_walk_the_suggestions_decisions_and_commits(t
     assert player.events[player.cursor - 1].type == "commit_created"
     assert player.state.head == player.state.commits[-1].sha
     back = []
-    while player.previous_decision() is not None:
+    for _ in range(len(events)):
+        if player.previous_decision() is None:
+            break
         back.append(player.events[player.cursor - 1].seq)
     assert back == decision_seqs[-2::-1]
     assert player.state.suggestions["s1"].status == "received"  # at the first decision: nothing decided yet
@@ -360,6 +365,7 @@ async def test_replay_app_shows_script_at_head_and_run_curve_and_keys_move_the_t
         chart = app.query_one(LossChart)
         val = next(s for s in chart.series if s.kind == "val")
         assert len(val.ys) == len(run.val_points) and val.ys[-1] == run.val_points[-1].val_loss
+        assert any(0x2800 < ord(ch) <= 0x28FF for ch in screen_text(app)), "no curve drawn in the chart"
         assert app.query_one(RunTable).row_count == 1
         assert "reject" in str(app.query_one("#decisions").render()) and "end" in app.query_one(TimelineBar).caption
 

@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import math
 import os
 import re
 import shutil
@@ -197,7 +198,7 @@ class ReplayPlayer:
         start_at: float = 0.0,
         *,
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
-        checkpoint_every: int = 1000,
+        checkpoint_every: int | None = None,
         follow: bool = False,
         events_path: Path | None = None,
         session_dir: Path | None = None,
@@ -214,7 +215,9 @@ class ReplayPlayer:
         self._t0: float | None = None
         self.speed = _clamp_speed(speed)
         self.max_wait_s = max_wait_s
-        self.checkpoint_every = max(1, checkpoint_every)
+        # a checkpoint holds a copy of the state (O(points so far)); spacing them ~√n apart keeps both the
+        # memory (O(n·√n) pointers) and the refold after a seek (≤ spacing events) small
+        self.checkpoint_every = max(1, checkpoint_every or max(1000, 10 * math.isqrt(len(events))))
         self.follow = follow
         self.session_dir = session_dir
         self.poll_s = poll_s

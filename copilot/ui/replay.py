@@ -168,6 +168,7 @@ class ReplayApp(App[int]):
         self.script_head: str | None = None
         self._rendered: int | None = None  # the player cursor last drawn
         self._rendered_events = -1  # and how many events it knew (a followed session grows)
+        self._chart_settle = 5
         self._shown_suggestion: tuple | None = None
         self._run_ids: list[str] = []
         self.renders = 0
@@ -220,6 +221,11 @@ class ReplayApp(App[int]):
     def flush(self) -> None:
         player = self.player
         self._render_timeline()
+        if self._chart_settle > 0:
+            # LossChart's plot mounts after the first frame and its base class clears what was drawn before
+            # that; drawing again on the first few flushes makes the initial chart stick (see the report)
+            self._chart_settle -= 1
+            self._show_chart(player.state)
         if self._rendered == player.cursor and self._rendered_events == len(player.events):
             return
         self._rendered = player.cursor
@@ -303,6 +309,9 @@ class ReplayApp(App[int]):
             table.reset()
         self._run_ids = ids
         table.sync(runs, state.record_time_s)
+        self._show_chart(state)
+
+    def _show_chart(self, state: SessionState) -> None:
         self.query_one(LossChart).show(self.chart_runs(state), self._reference, state.target_val_loss or None)
 
     def chart_runs(self, state: SessionState) -> list[RunView]:
