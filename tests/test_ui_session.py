@@ -86,6 +86,7 @@ async def test_full_loop_accept_reject_edit_commit_run_quit(tmp_path: Path) -> N
         val = [s for s in chart.series if s.kind == "val"]
         assert val and len(val[0].xs) == len(run.val_points)
         assert any(s.kind == "target" for s in chart.series)
+        assert any(s.kind == "reference" and s.ys == [4.0] for s in chart.series), "the record's own curve"
         assert app.logs.lines(run.run_id), "the output tail got the run's lines"
         await pilot.press("q")
         await pilot.pause(0.2)
@@ -291,3 +292,26 @@ async def test_run_on_a_dirty_working_copy_offers_to_commit_the_edit(tmp_path: P
         await pilot.press("y")
         await wait_until(pilot, lambda: app.state.commits[-1].provenance == "human", 10, "the human commit")
         await pilot.press("q")
+
+
+async def test_quit_while_the_model_is_thinking_logs_the_cancelled_request(tmp_path: Path) -> None:
+    server = socket.socket()  # accepts connections and never answers: a hung endpoint
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    port = server.getsockname()[1]
+    provider = OpenAIProvider(model="m", api_key="sk-test", base_url=f"http://127.0.0.1:{port}/v1",
+                              timeout_s=30, deadline_s=60, max_retries=0)
+    session = new_session(tmp_path, provider)
+    app = CopilotApp(session)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await ask(pilot)
+            await wait_until(pilot, lambda: app.state.suggestions, 5, "the request")
+            await pilot.pause(0.3)
+            assert "waiting for the model" in screen_text(app)
+            await pilot.press("q")
+            await wait_until(pilot, lambda: app.closed, 10, "the app to close")
+    finally:
+        server.close()
+    types = [e.type for e in events_of(session)]
+    assert types[-2:] == ["suggestion_failed", "session_ended"]

@@ -7,6 +7,7 @@ same path through plain buffers. A replay driver can build the app with `session
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import os
 import shlex
@@ -792,17 +793,24 @@ class CopilotApp(App[int]):
     def action_quit_session(self) -> None:
         live = [r.run_id for r in self.state.live_runs]
         if not live:
-            self._close_and_exit(stop_runs=False)
+            self.call_later(self._close_and_exit, False)
             return
 
         def answer(choice: str | None) -> None:
             if choice in ("leave", "stop"):
                 self.quit_choice = choice
-                self._close_and_exit(stop_runs=choice == "stop")
+                self.call_later(self._close_and_exit, choice == "stop")
 
         self.push_screen(QuitModal(live), answer)
 
-    def _close_and_exit(self, stop_runs: bool) -> None:
+    async def _close_and_exit(self, stop_runs: bool) -> None:
+        # a request in flight logs its own cancellation: let it, before the log closes
+        pending = [w for w in self.workers if w.group == "llm" and w.is_running]
+        for worker in pending:
+            worker.cancel()
+        deadline = time.monotonic() + 5.0
+        while any(w.is_running for w in pending) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
         if self.session is not None and not self.closed:
             try:
                 self.session.close(reason="user", stop_runs=stop_runs)
