@@ -202,3 +202,18 @@ async def test_crashed_run_shows_its_last_error_lines() -> None:
         await pilot.press("escape")
         await pilot.pause(0.1)
         assert app.state.runs["r2"].status == "crashed" and not app.state.live_runs
+
+
+async def test_decision_time_is_time_spent_on_each_hunk() -> None:
+    app = app_for()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.focused, HunkCard), 5, "the first hunk focused")
+        await pilot.pause(0.8)
+        await pilot.press("a")
+        await pilot.pause(0.4)
+        await pilot.press("x")
+        await pilot.press("a")  # no time spent on the third
+        times = [app.staged[("g2", i)].decision_time_s for i in range(3)]
+        assert times[0] >= 0.8
+        assert 0.4 <= times[1] < times[0]
+        assert times[2] < times[1]

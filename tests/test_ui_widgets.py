@@ -116,3 +116,19 @@ def test_user_theme_folder_overrides_and_bad_theme_is_a_clear_error(tmp_path: Pa
         load_theme_file(bad)
     with pytest.raises(ConfigError, match="name"):
         theme_from_mapping({"primary": "#000000"})
+
+
+def test_every_key_map_entry_is_an_app_action_and_in_the_palette() -> None:
+    from copilot.ui.app import CopilotApp
+    from copilot.ui.keys import KEYMAP
+
+    names = set()
+    for item in KEYMAP:
+        name = item.action.split("(")[0]
+        assert callable(getattr(CopilotApp, f"action_{name}", None)), f"no action_{name} for key {item.keys}"
+        assert item.palette and item.help
+        names.add(name)
+    keys = [k for item in KEYMAP for k in item.keys.split(",")]
+    assert len(keys) == len(set(keys)), "a key is bound twice"
+    assert {"suggest", "accept", "reject", "edit_hunk", "feedback", "accept_all", "reject_all", "apply", "run",
+            "cancel_run", "undo", "checkout", "external_edit", "cycle_theme", "help", "quit_session"} <= names

@@ -103,7 +103,8 @@ class CopilotApp(App[int]):
         self._reference = reference_curve
         # transient UI state (not in events until the human applies): staged decisions, timings, buffers
         self.staged: dict[tuple[str, int], StagedDecision] = {}
-        self.shown_at: dict[tuple[str, int], float] = {}
+        self.shown_at: dict[tuple[str, int], float] = {}  # when each hunk card was first displayed
+        self._last_decision_at: dict[str, float] = {}
         self.previews: dict[tuple[str, int], list[str]] = {}
         self.selected_hunk = 0
         self.stream: dict[str, str] = {}  # suggestion id (or "" before the id is known) -> streamed text
@@ -149,6 +150,10 @@ class CopilotApp(App[int]):
         self.set_interval(FLUSH_INTERVAL_S, self.flush)
         if os.environ.get(DIAG_ENV):
             self.call_after_refresh(self._write_diagnostics, Path(os.environ[DIAG_ENV]))
+
+    def on_unmount(self) -> None:
+        if self.session is not None:
+            self.session.unsubscribe(self._on_event)
 
     def _write_diagnostics(self, path: Path) -> None:
         """For bench/app_startup.py: when the first frame was drawn, and whether torch got imported."""
@@ -455,8 +460,12 @@ class CopilotApp(App[int]):
         if hunk.decision is not None:
             self.notify(f"hunk {index + 1} is already decided ({hunk.decision})", severity="warning")
             return
-        shown = self.shown_at.get(key, time.monotonic())
-        self.staged[key] = StagedDecision(action, decision_time_s=round(time.monotonic() - shown, 3), **extra)
+        now = time.monotonic()
+        # Time on this hunk: from when it was shown, or from the previous decision on this suggestion if that
+        # came later (reviewing hunk by hunk, the next one gets the human's attention only then).
+        start = max(self.shown_at.get(key, now), self._last_decision_at.get(view.id, 0.0))
+        self.staged[key] = StagedDecision(action, decision_time_s=round(now - start, 3), **extra)
+        self._last_decision_at[view.id] = now
         self._dirty.add("suggestion")
         self.flush()
 
@@ -542,10 +551,6 @@ class CopilotApp(App[int]):
         for position, hunk in enumerate(view.hunks):
             if hunk.index == message.index:
                 self.selected_hunk = position
-        key = (view.id, message.index)
-        # the decision clock starts when the human first looks at the hunk
-        if key not in self.staged:
-            self.shown_at[key] = min(self.shown_at.get(key, time.monotonic()), time.monotonic())
 
     def action_apply(self) -> None:
         if self._need_session() is None:

@@ -168,7 +168,7 @@ class ReplayApp(App[int]):
         self.script_head: str | None = None
         self._rendered: int | None = None  # the player cursor last drawn
         self._rendered_events = -1  # and how many events it knew (a followed session grows)
-        self._chart_settle = 5
+        self._chart_settle = 1  # redraws once the plot is mounted
         self._shown_suggestion: tuple | None = None
         self._run_ids: list[str] = []
         self.renders = 0
@@ -222,9 +222,11 @@ class ReplayApp(App[int]):
         player = self.player
         self._render_timeline()
         if self._chart_settle > 0:
-            # LossChart's plot mounts after the first frame and its base class clears what was drawn before
-            # that; drawing again on the first few flushes makes the initial chart stick (see the report)
-            self._chart_settle -= 1
+            # LossChart mounts its plot after the first frame, and the plot's base class clears what was drawn
+            # during its own mount; drawing again on the flushes after the plot exists makes the chart stick
+            plots = self.query("#loss-chart #loss-plot")
+            if plots and getattr(plots.first(), "ready", True):  # its mount (and the clearing) is over
+                self._chart_settle -= 1
             self._show_chart(player.state)
         if self._rendered == player.cursor and self._rendered_events == len(player.events):
             return
