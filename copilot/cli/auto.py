@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     for name in ("participant", "mode", "theme"):  # open_session reads these from `start`'s flags
         if not hasattr(args, name):
             setattr(args, name, None)
+    if not getattr(args, "resume", None):  # recorded in session_started, so compare sees the budget
+        args.agent_budget = agent_settings(args, {})[1].to_dict()
     _, session = open_session(args, mode="auto")
     out = console()
     try:

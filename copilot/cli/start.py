@@ -49,7 +49,7 @@ def open_session(args: argparse.Namespace, mode: str = "copilot"):
         provider = build_provider(settings, track, state.record,
                                   name=getattr(args, "provider", None) or state.provider or settings.provider)
         return settings, Session.open(settings.session_dir, session_dir.name, track, provider,
-                                      runner=build_runner(settings), options=_options(settings, mode))
+                                      runner=build_runner(settings), options=_options(settings, mode, args))
     study = _study_assignment(args, settings)
     if study is not None:
         mode = study.mode
@@ -60,7 +60,7 @@ def open_session(args: argparse.Namespace, mode: str = "copilot"):
     track.record(record)  # fail early with the list of valid records
     _ensure_data(track)
     provider = build_provider(settings, track, record)
-    options = _options(settings, mode)
+    options = _options(settings, mode, args)
     if study is not None:
         from dataclasses import replace
 
@@ -87,7 +87,7 @@ def _study_assignment(args: argparse.Namespace, settings):
     return assignment
 
 
-def _options(settings, mode: str):
+def _options(settings, mode: str, args: argparse.Namespace | None = None):
     from copilot.core.session import SessionOptions
 
     return SessionOptions(
@@ -98,6 +98,7 @@ def _options(settings, mode: str):
         edit_retries=settings.edit_retries,
         hang_timeout_s=settings.hang_timeout_s,
         run_timeout_s=settings.run_timeout_s,
+        budget=getattr(args, "agent_budget", None),
     )
 
 

@@ -61,6 +61,7 @@ class PromptContext:
     feedback: str | Sequence[str] | None = None  # the human's notes on the last suggestion (per rejected hunk)
     instruction: str | None = None
     run_command: str | None = None  # how the script is launched, if the track says
+    instruction_from: str = "human"  # who typed the instruction: "human", or "search policy" in autonomous mode
     max_prompt_chars: int = MAX_PROMPT_CHARS
 
 
@@ -236,10 +237,10 @@ def _files_section(ctx: PromptContext, companion_limit: int) -> str:
     return "\n\n".join(parts)
 
 
-def _instruction_section(instruction: str | None) -> str:
+def _instruction_section(instruction: str | None, source: str = "human") -> str:
     request = "Propose your next improvement."
     if instruction and instruction.strip():
-        request = ("The human asks: " + truncate_head(instruction.strip(), MAX_INSTRUCTION_CHARS)
+        request = (f"The {source} asks: " + truncate_head(instruction.strip(), MAX_INSTRUCTION_CHARS)
                    + "\nFollow this request.")
     return "## Your turn\n" + request + " Answer with a brief rationale, then SEARCH/REPLACE blocks."
 
@@ -269,7 +270,7 @@ def user_message(ctx: PromptContext, budget: _Budget = _BUDGETS[0]) -> str:
         _attempts_section(ctx.attempts, budget.attempts, budget.tail_chars),
         _feedback_section(ctx.feedback),
         _files_section(ctx, budget.companion_chars),
-        _instruction_section(ctx.instruction),
+        _instruction_section(ctx.instruction, ctx.instruction_from),
     ]
     return "\n\n".join(s for s in sections if s)
 

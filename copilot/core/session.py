@@ -234,14 +234,18 @@ class Session:
 
     # -- suggestions ------------------------------------------------------------------------
     async def request_suggestion(
-        self, instruction: str | None = None, on_delta: Callable[[str], None] | None = None
+        self,
+        instruction: str | None = None,
+        on_delta: Callable[[str], None] | None = None,
+        attempts: list[Any] | None = None,
     ) -> SuggestionView:
+        """Ask the provider for hunks. `attempts` replaces the default history (the last runs) in the prompt."""
         from copilot.core import prompts, suggest
 
         suggestion_id = f"s{len(self.state.suggestions) + 1}"
         self.log.append("suggestion_requested", suggestion_id=suggestion_id, instruction=instruction)
         files = self.workspace.tracked_files()
-        messages = prompts.build_messages(self._prompt_context(files, instruction))
+        messages = prompts.build_messages(self._prompt_context(files, instruction, attempts))
         started = time.monotonic()
         try:
             result = await suggest.request_suggestion(
@@ -418,7 +422,7 @@ class Session:
             env=env,
             target_val_loss=self.track.target_val_loss,
             timeout_s=self.options.run_timeout_s,
-            hang_timeout_s=self.options.hang_timeout_s,
+            hang_timeout_s=self._hang_timeout(),
         )
         try:
             handle = self.runner.start(spec)
@@ -495,6 +499,14 @@ class Session:
             pass
         self._handles.pop(run_id, None)
 
+    def _hang_timeout(self) -> float | None:
+        """A track with a long silent start (nanogpt compiles for minutes) raises the hang threshold."""
+        hang = self.options.hang_timeout_s
+        floor = getattr(self.track, "min_hang_timeout_s", None)
+        if hang is None or floor is None:
+            return hang
+        return max(hang, float(floor))
+
     def _flag_timer_gap(self, run_id: str, result: Any) -> None:
         """A script's own train_time can be gamed; compare it with the runner's wall clock."""
         try:
@@ -535,7 +547,8 @@ class Session:
     def _finish_run_from_disk(self, run_id: str, result: Any) -> None:
         fields = result.to_event_fields()
         fields.pop("run_id", None)
-        self.log.append("run_finished", run_id=run_id, **fields)
+        accel = max(int(self.options.gpus or 1), 1) * float(result.wall_time_s or 0.0)
+        self.log.append("run_finished", run_id=run_id, accelerator_seconds=round(accel, 3), **fields)
 
     def _sync_head_with_git(self) -> None:
         head, branch = self.workspace.head_sha(), self.workspace.branch()
@@ -560,7 +573,8 @@ class Session:
                 lines = "; ".join(f"{f.kind} (line {f.line})" for f in report.findings[:5])
                 raise RunError(f"integrity guard refused this run: it touches protected parts: {lines}")
 
-    def _prompt_context(self, files: Mapping[str, str], instruction: str | None) -> Any:
+    def _prompt_context(self, files: Mapping[str, str], instruction: str | None,
+                        attempts: list[Any] | None = None) -> Any:
         from copilot.core import prompts
 
         hints = {lv: text for lv in self.options.hint_levels
@@ -575,9 +589,10 @@ class Session:
             script_text=files.get(self.track.script_name, ""),
             companion_files={k: v for k, v in files.items() if k != self.track.script_name},
             hints=hints,
-            attempts=self._attempts(),
+            attempts=attempts if attempts is not None else self._attempts(),
             feedback=self._last_feedback(),
             instruction=instruction,
+            instruction_from="search policy" if self.state.mode == "auto" else "human",
         )
 
     def _attempts(self) -> list[Any]:

@@ -77,6 +77,7 @@ def _short_name(folder: str | None, description: str) -> str:
 class NanoGPTTrack:
     name = "nanogpt"
     script_name = sync.MAIN_SCRIPT
+    min_hang_timeout_s = 1200.0  # a first run compiles silently for ~7 minutes before any line
 
     def __init__(self, cache_dir: Path | None = None, hints_dir: Path | None = None,
                  data_dir: Path | None = None) -> None:
