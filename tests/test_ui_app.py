@@ -217,3 +217,19 @@ async def test_decision_time_is_time_spent_on_each_hunk() -> None:
         assert times[0] >= 0.8
         assert 0.4 <= times[1] < times[0]
         assert times[2] < times[1]
+
+
+async def test_pinned_runs_stay_on_the_chart() -> None:
+    app = app_for(live_run=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.2)
+        chart = app.screen.query_one(LossChart)
+        assert {s.label for s in chart.series if s.kind == "val"} == {"r2 val"}
+        await pilot.press("3")
+        await pilot.pause(0.1)
+        await pilot.press("up")  # select the finished run r1 (r2 is live, so shown anyway)
+        await pilot.press("p")
+        await pilot.press("down")
+        await pilot.pause(0.3)
+        assert app.pinned_runs == ["r1"]
+        assert {s.label for s in chart.series if s.kind == "val"} == {"r1 val", "r2 val"}

@@ -218,7 +218,8 @@ class CopilotApp(App[int]):
             return
         dirty, self._dirty = self._dirty, set()
         if "header" in dirty:
-            screen.query_one("#status-line", Static).update(status_text(self.state, len(self.state.live_runs)))
+            screen.query_one("#status-line", Static).update(
+                status_text(self.state, len(self.state.live_runs), screen.size.width))
             screen.set_boxed_titles()
         if "suggestion" in dirty:
             self._render_suggestion(screen)
@@ -238,6 +239,10 @@ class CopilotApp(App[int]):
             if isinstance(screen, MainScreen):
                 return screen if screen.is_mounted and screen.query("#status-line") else None
         return None
+
+    def mark_dirty(self, *panes: str) -> None:
+        """Redraw these panes at the next flush."""
+        self._dirty.update(panes)
 
     def invalidate_all(self) -> None:
         """Redraw everything (after a layout change or a theme switch)."""

@@ -266,7 +266,7 @@ class ReplayApp(App[int]):
             return
         self.load_script(head)
 
-    @work(thread=True, exclusive=True, group="git", exit_on_error=False)
+    @work(thread=True, group="git", exit_on_error=False)  # not exclusive: a stale result is dropped on arrival
     def load_script(self, head: str) -> None:
         try:
             text, error = self.player.script_at(head), ""

@@ -33,10 +33,15 @@ PANES = ("suggestion", "script", "runs", "chart", "history")
 PANE_TITLES = {"suggestion": "Suggestion", "script": "Script", "runs": "Runs", "chart": "Loss", "history": "History"}
 
 
-def status_text(state: SessionState, live_runs: int = 0) -> Text:
-    """The header line: what is being worked on, against what, by which model, where HEAD is."""
+def status_text(state: SessionState, live_runs: int = 0, width: int = 200) -> Text:
+    """The header line: what is being worked on, against what, by which model, where HEAD is.
+
+    Below 110 columns the badge and the mode go, so branch and commit still fit in 80.
+    """
+    compact = width < 110
     text = Text(no_wrap=True, overflow="ellipsis")
-    text.append(" speedcopilot ", style="bold reverse")
+    if not compact:
+        text.append(" speedcopilot ", style="bold reverse")
     text.append(f" {state.track or '?'} #{state.record}")
     if state.record_time_s:
         text.append(f" · record {state.record_time_s:g}s")
@@ -47,11 +52,13 @@ def status_text(state: SessionState, live_runs: int = 0) -> Text:
         label = f"offline {label}"
     text.append(" · ")
     text.append(label, style="bold" if state.offline else "")
-    text.append(f" · {state.mode}")
+    if not compact or state.mode != "copilot":
+        text.append(f" · {state.mode}")
     if state.head:
         text.append(f" · {state.branch or '?'}@{state.head[:7]}")
     if live_runs:
-        text.append(f" · {live_runs} run{'s' if live_runs > 1 else ''} live", style="bold")
+        text.append(f" · {live_runs} live" if compact else f" · {live_runs} run{'s' if live_runs > 1 else ''} live",
+                    style="bold")
     best = state.best_time_to_target_ms()
     if best is not None:
         text.append(f" · best {best / 1000:.1f}s")
@@ -142,6 +149,9 @@ class MainScreen(Screen):
 
     def _fit(self, width: int, height: int) -> None:
         self.wide = width >= WIDE_MIN_WIDTH and height >= WIDE_MIN_HEIGHT
+        mark = getattr(self.app, "mark_dirty", None)
+        if mark is not None:
+            mark("header", "chart")
 
     def watch_wide(self) -> None:
         app: CopilotApp = self.app  # type: ignore[assignment]
