@@ -222,8 +222,8 @@ async def test_decision_time_is_time_spent_on_each_hunk() -> None:
 async def test_pinned_runs_stay_on_the_chart() -> None:
     app = app_for(live_run=True)
     async with app.run_test(size=(160, 48)) as pilot:
-        await pilot.pause(0.2)
         chart = app.screen.query_one(LossChart)
+        await wait_until(pilot, lambda: app.screen.query_one(RunTable).row_count == 2 and chart.series, 5, "runs")
         assert {s.label for s in chart.series if s.kind == "val"} == {"r2 val"}
         await pilot.press("3")
         await pilot.pause(0.1)

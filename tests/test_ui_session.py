@@ -6,6 +6,7 @@ The fixture track's scripts are tiny Python programs printing upstream-format li
 from __future__ import annotations
 
 import json
+import threading
 import socket
 from pathlib import Path
 
@@ -315,3 +316,39 @@ async def test_quit_while_the_model_is_thinking_logs_the_cancelled_request(tmp_p
         server.close()
     types = [e.type for e in events_of(session)]
     assert types[-2:] == ["suggestion_failed", "session_ended"]
+
+
+async def test_session_factory_draws_first_then_opens(tmp_path: Path) -> None:
+    built: list[Session] = []
+    release = threading.Event()
+
+    def factory() -> Session:
+        release.wait(10)  # git init and friends take a moment
+        built.append(new_session(tmp_path))
+        return built[0]
+
+    app = CopilotApp(factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: "opening the session" in screen_text(app), 5, "the first frame")
+        assert app.session is None
+        await pilot.press("r")  # too early: said so, nothing breaks
+        await pilot.pause(0.1)
+        assert any("still opening" in n for n in notifications(app))
+        release.set()
+        await wait_until(pilot, lambda: app.session is not None and "fixture #0" in screen_text(app), 10,
+                         "the session")
+        await wait_until(pilot, lambda: "LR = 0.001" in app.script_text, 5, "the script")
+        await pilot.press("q")
+    assert built and not built[0].log.is_open
+
+
+async def test_session_factory_error_is_raised_after_the_app_exits(tmp_path: Path) -> None:
+    from copilot.core.errors import SessionLockedError
+
+    def factory() -> Session:
+        raise SessionLockedError("session x is already open (pid 1)")
+
+    app = CopilotApp(factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.startup_error is not None, 5, "the failure")
+    assert isinstance(app.startup_error, SessionLockedError)

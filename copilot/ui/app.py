@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import os
 import shlex
 import subprocess
@@ -18,6 +19,7 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from rich.text import Text
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
@@ -81,7 +83,7 @@ class CopilotApp(App[int]):
 
     def __init__(
         self,
-        session: "Session | None" = None,
+        session: "Session | Callable[[], Session] | None" = None,
         *,
         state: SessionState | None = None,
         theme: str | None = None,
@@ -91,7 +93,12 @@ class CopilotApp(App[int]):
     ) -> None:
         super().__init__()
         self._init_t = time.time()
+        # a callable builds the session in a worker after the first frame (see run_app)
+        self._session_factory: Callable[[], Session] | None = None
+        if session is not None and not hasattr(session, "subscribe") and callable(session):
+            self._session_factory, session = session, None
         self.session = session
+        self.startup_error: BaseException | None = None
         if state is None:
             state = copy.deepcopy(session.state) if session is not None else SessionState()
         self.state: SessionState = state
@@ -143,26 +150,56 @@ class CopilotApp(App[int]):
         self._saved_theme = self.theme
         self.theme_changed_signal.subscribe(self, self._on_theme_changed)
         if self.session is not None:
-            self.session.subscribe(self._on_event)
-            self._ingest_missed()
-            self._load_script()
-            self._attach_live_runs()
+            self._connect()
+        elif self._session_factory is not None:
+            # after the first frame: building it in parallel would compete with that frame for the CPU
+            self.call_after_refresh(self._open_session, self._session_factory)
         self.set_interval(FLUSH_INTERVAL_S, self.flush)
         if os.environ.get(DIAG_ENV):
             self.call_after_refresh(self._write_diagnostics, Path(os.environ[DIAG_ENV]))
 
+    def _connect(self) -> None:
+        assert self.session is not None
+        self.session.subscribe(self._on_event)
+        self._ingest_missed()
+        self._load_script()
+        self._attach_live_runs()
+
+    @work(thread=True, group="open", exit_on_error=False)
+    def _open_session(self, factory: "Callable[[], Session]") -> None:
+        """Build the session after the first frame (git init, provider, re-attach take a while)."""
+        try:
+            session = factory()
+        except BaseException as exc:  # shown by run_app once the terminal is restored
+            self.startup_error = exc
+            # exit once the first frame is complete: exiting mid-mount trips Textual's tabs
+            self.call_from_thread(self.call_after_refresh, self.exit, 1)
+            return
+        self.call_from_thread(self._session_opened, session)
+
+    def _session_opened(self, session: "Session") -> None:
+        self.session = session
+        self.state = SessionState()
+        self._dirty |= ALL_PANES
+        self._connect()
+
     def on_unmount(self) -> None:
         if self.session is not None:
             self.session.unsubscribe(self._on_event)
+        if os.environ.get(DIAG_ENV):  # torch must stay out for the whole life of the app, not just frame one
+            import sys
+
+            exit_path = Path(os.environ[DIAG_ENV] + ".exit")
+            exit_path.write_text(json.dumps({"torch_imported": "torch" in sys.modules, "modules": len(sys.modules)}))
 
     def _write_diagnostics(self, path: Path) -> None:
         """For bench/app_startup.py: when the first frame was drawn, and whether torch got imported."""
-        import json
         import sys
 
-        path.write_text(json.dumps({"first_frame_t": time.time(), "app_init_t": self._init_t,
-                                    "torch_imported": "torch" in sys.modules,
-                                    "modules": len(sys.modules)}))
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({"first_frame_t": time.time(), "app_init_t": self._init_t,
+                                   "torch_imported": "torch" in sys.modules, "modules": len(sys.modules)}))
+        tmp.replace(path)  # readers never see a half-written file
 
     def _ingest_missed(self) -> None:
         """Events appended between the state copy and subscribing are in the session's state; catch up."""
@@ -218,8 +255,11 @@ class CopilotApp(App[int]):
             return
         dirty, self._dirty = self._dirty, set()
         if "header" in dirty:
-            screen.query_one("#status-line", Static).update(
-                status_text(self.state, len(self.state.live_runs), screen.size.width))
+            if self.session is None and self._session_factory is not None:
+                line = Text(" speedcopilot · opening the session…", style="bold")
+            else:
+                line = status_text(self.state, len(self.state.live_runs), screen.size.width)
+            screen.query_one("#status-line", Static).update(line)
             screen.set_boxed_titles()
         if "suggestion" in dirty:
             self._render_suggestion(screen)
@@ -298,7 +338,7 @@ class CopilotApp(App[int]):
             if view.status == "received":
                 self._load_previews(view)
                 if new_cards and screen.pane_visible("suggestion"):
-                    self.call_after_refresh(self._focus_hunk, 0)
+                    self.call_after_refresh(self._focus_hunk, 0, True)
         else:
             for card, hunk in zip(cards, view.hunks):
                 key = (view.id, hunk.index)
@@ -416,7 +456,9 @@ class CopilotApp(App[int]):
     # -- guards -------------------------------------------------------------------------------------
     def _need_session(self) -> "Session | None":
         if self.session is None:
-            self.notify("read-only view: no live session", severity="warning")
+            opening = self._session_factory is not None and self.startup_error is None
+            self.notify("the session is still opening…" if opening else "read-only view: no live session",
+                        severity="warning")
         return self.session
 
     def _llm_busy(self) -> bool:
@@ -529,7 +571,7 @@ class CopilotApp(App[int]):
     def action_reject_all(self) -> None:
         self._stage_all("reject")
 
-    def _focus_hunk(self, position: int) -> None:
+    def _focus_hunk(self, position: int, arriving: bool = False) -> None:
         screen = self._main()
         if screen is None:
             return
@@ -538,9 +580,19 @@ class CopilotApp(App[int]):
             return
         position = max(0, min(position, len(cards) - 1))
         self.selected_hunk = position
+        if arriving and not self._focus_is_free(screen):
+            return  # a suggestion that lands must not pull focus out of the pane the human works in
         if screen.pane_visible("suggestion"):
             cards[position].focus()
         cards[position].scroll_visible()
+
+    def _focus_is_free(self, screen: MainScreen) -> bool:
+        from textual.widgets import Tabs
+
+        focused = screen.focused
+        if focused is None or isinstance(focused, (Tabs, HunkCard)):
+            return True
+        return any(node.id == "suggestion" for node in focused.ancestors)
 
     def action_next_hunk(self) -> None:
         self._focus_hunk(self.selected_hunk + 1)
@@ -866,15 +918,26 @@ class CopilotApp(App[int]):
                         severity="error", timeout=12)
 
 
-def run_app(session: "Session", theme: str | None = None, on_theme_saved: ThemeSaved | None = None) -> int:
-    """Run the co-pilot on a live session until the human quits; the session is always closed afterwards."""
+def run_app(
+    session: "Session | Callable[[], Session]",
+    theme: str | None = None,
+    on_theme_saved: ThemeSaved | None = None,
+) -> int:
+    """Run the co-pilot until the human quits; the session is always closed afterwards.
+
+    `session` may be a Session or a zero-argument callable that builds one: then the first frame is drawn
+    while the session is created in a worker, and an error from the callable is re-raised here (after the
+    terminal is restored) so the CLI prints it like any other.
+    """
     app = CopilotApp(session, theme=theme, on_theme_saved=on_theme_saved)
     try:
         result = app.run()
     finally:
-        if not app.closed:
+        if app.session is not None and not app.closed:
             try:
-                session.close(reason="ui-exit", stop_runs=False)
+                app.session.close(reason="ui-exit", stop_runs=False)
             except SpeedcopilotError:
                 pass
+    if app.startup_error is not None:
+        raise app.startup_error
     return int(result or 0)

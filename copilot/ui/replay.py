@@ -211,6 +211,11 @@ class ReplayApp(App[int]):
         if self.autoplay:
             self.start_playing()
 
+    @property
+    def _base(self) -> Any:
+        """The replay's own screen (under any dialog that is open)."""
+        return self.screen_stack[0] if self.screen_stack else self.screen
+
     def start_playing(self) -> None:
         if self.player.playing:
             return
@@ -220,11 +225,13 @@ class ReplayApp(App[int]):
     # -- the one flush ------------------------------------------------------------------------------
     def flush(self) -> None:
         player = self.player
+        if not self.screen_stack or not self._base.query(TimelineBar):
+            return  # the app is closing: a timer tick after its screen went away
         self._render_timeline()
         if self._chart_settle > 0:
             # LossChart mounts its plot after the first frame, and the plot's base class clears what was drawn
             # during its own mount; drawing again on the flushes after the plot exists makes the chart stick
-            plots = self.query("#loss-chart #loss-plot")
+            plots = self._base.query("#loss-chart #loss-plot")
             if plots and getattr(plots.first(), "ready", True):  # its mount (and the clearing) is over
                 self._chart_settle -= 1
             self._show_chart(player.state)
@@ -234,11 +241,11 @@ class ReplayApp(App[int]):
         self._rendered_events = len(player.events)
         self.renders += 1
         state = player.state
-        self.query_one("#status-line", Static).update(status_text(state, len(state.live_runs)))
+        self._base.query_one("#status-line", Static).update(status_text(state, len(state.live_runs)))
         self._render_script(state)
         self._render_suggestion(state)
         self._render_runs(state)
-        self.query_one(HistoryTree).sync(state)
+        self._base.query_one(HistoryTree).sync(state)
 
     def _render_timeline(self) -> None:
         player = self.player
@@ -254,7 +261,7 @@ class ReplayApp(App[int]):
             mode += " · following"
         caption = (f"{mode} · {fmt_clock(player.position)} / {fmt_clock(player.duration)} · ×{player.speed:g}"
                    f" · event {player.cursor}/{len(player.events)}")
-        self.query_one(TimelineBar).set(player.position, player.duration, player.decision_positions(), caption)
+        self._base.query_one(TimelineBar).set(player.position, player.duration, player.decision_positions(), caption)
 
     def _render_script(self, state: SessionState) -> None:
         head = state.head
@@ -278,21 +285,21 @@ class ReplayApp(App[int]):
         if head != self.script_head:
             return  # a later seek asked for another commit
         self.script_text = text
-        area = self.query_one("#script-text", TextArea)
+        area = self._base.query_one("#script-text", TextArea)
         if area.text != text:
             area.load_text(text)
         title = f"script at {head[:7]}" if head else "script (no commit yet)"
-        self.query_one("#script-title", Static).update(f"{title} · {error}" if error else title)
+        self._base.query_one("#script-title", Static).update(f"{title} · {error}" if error else title)
 
     def displayed_suggestion(self, state: SessionState) -> SuggestionView | None:
         return next(reversed(state.suggestions.values())) if state.suggestions else None
 
     def _render_suggestion(self, state: SessionState) -> None:
         view = self.displayed_suggestion(state)
-        self.query_one("#suggestion-title", Static).update(suggestion_title(view, False))
-        self.query_one("#suggestion-body", Static).update(suggestion_body(view, ""))
-        self.query_one("#decisions", Static).update(decisions_text(view))
-        box = self.query_one("#hunks")
+        self._base.query_one("#suggestion-title", Static).update(suggestion_title(view, False))
+        self._base.query_one("#suggestion-body", Static).update(suggestion_body(view, ""))
+        self._base.query_one("#decisions", Static).update(decisions_text(view))
+        box = self._base.query_one("#hunks")
         key = (view.id, len(view.hunks)) if view is not None else None
         if key != self._shown_suggestion:
             self._shown_suggestion = key
@@ -306,7 +313,7 @@ class ReplayApp(App[int]):
     def _render_runs(self, state: SessionState) -> None:
         runs = list(state.runs.values())
         ids = [r.run_id for r in runs]
-        table = self.query_one(ReplayRunTable)
+        table = self._base.query_one(ReplayRunTable)
         if ids[: len(self._run_ids)] != self._run_ids:  # sought backwards past a run: start the table afresh
             table.reset()
         self._run_ids = ids
@@ -314,7 +321,7 @@ class ReplayApp(App[int]):
         self._show_chart(state)
 
     def _show_chart(self, state: SessionState) -> None:
-        self.query_one(LossChart).show(self.chart_runs(state), self._reference, state.target_val_loss or None)
+        self._base.query_one(LossChart).show(self.chart_runs(state), self._reference, state.target_val_loss or None)
 
     def chart_runs(self, state: SessionState) -> list[RunView]:
         return list(state.runs.values())[-CHART_RUNS:]

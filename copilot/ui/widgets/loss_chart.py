@@ -119,7 +119,6 @@ class LossChart(Vertical, can_focus=True):
     LossChart { height: 1fr; }
     LossChart > LossPlot { height: 1fr; }
     LossChart > #chart-caption { height: auto; color: $text-muted; padding: 0 1; }
-    LossChart #legend { border: round $border; background: $surface; }
     """
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
@@ -149,7 +148,7 @@ class LossChart(Vertical, can_focus=True):
 
     def _colour(self, name: str) -> str:
         variables = self.app.theme_variables
-        return variables.get(name) or variables.get("primary", "white")
+        return variables.get(name) or self.app.current_theme.primary
 
     def show(self, runs: list[RunView], reference: list[MetricPoint], target: float | None) -> None:
         """Redraw from scratch for these runs (newest last), the reference curve and the target loss."""
