@@ -136,6 +136,13 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
+def batch_tokens(record: int) -> int | None:
+    """Tokens per training step (batch_size x seq_len) read from the record's script."""
+    text = (RECORDS / f"record_{record}" / "train_gpt.py").read_text()
+    b, t = re.search(r"batch_size: int = (\d+)", text), re.search(r"seq_len: int = (\d+)", text)
+    return int(b[1]) * int(t[1]) if b and t else None
+
+
 def summarize(runs: list[RunResult], catalog: dict) -> list[dict]:
     entries = {int(e["number"]): e for e in catalog.get("records", [])}
     rows = []
@@ -158,6 +165,7 @@ def summarize(runs: list[RunResult], catalog: dict) -> list[dict]:
             "steps_min": min(steps) if steps else None,
             "steps_max": max(steps) if steps else None,
             "steps": next((r.steps for r in mine if r.steps), None),
+            "batch_tokens": batch_tokens(number),
             "final_val_loss": _median(finals),
         })
     base = next((r for r in rows if r["record"] == 0), None)
@@ -190,14 +198,15 @@ def write_markdown(path: Path, rows: list[dict], runs: list[RunResult], machine:
         "`python bench/micro_ladder.py --seeds 3` (rules: records/micro/RULES.md).",
         "",
         "| record | name | median time to target | min–max | steps to target (median, min–max) | "
-        "speed-up vs record 0 (time) | speed-up (steps) | needs bf16 | final val_loss | runs reached |",
-        "|---:|---|---:|---:|---:|---:|---:|:---:|---:|---:|",
+        "tokens to target | speed-up vs record 0 (time) | speed-up (steps) | needs bf16 | val_loss at end | runs reached |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|:---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['record']} | {r['name']} | {_fmt(r['time_s'], '.1f')} s | "
             f"{_fmt(r['time_min'], '.1f')}–{_fmt(r['time_max'], '.1f')} s | "
             f"{_fmt(r['steps_to_target'], '.0f')} ({_fmt(r['steps_min'], 'd')}–{_fmt(r['steps_max'], 'd')}) of {r['steps']} | "
+            f"{_fmt(r['steps_to_target'] * r['batch_tokens'] / 1e6 if r['steps_to_target'] and r['batch_tokens'] else None, '.2f')} M | "
             f"{_fmt(r['speedup'], '.2f')}× | {_fmt(r['steps_speedup'], '.2f')}× | "
             f"{'yes' if r['needs_bf16'] else 'no'} | {_fmt(r['final_val_loss'], '.4f')} | {r['reached']}/{r['runs']} |"
         )
@@ -225,6 +234,8 @@ def update_catalog(rows: list[dict], runs: list[RunResult], machine: dict) -> No
         full = [r for r in runs if r.record == row["record"] and r.completed and r.time_to_target_ms is not None]
         entry["time_s"] = round(row["time_s"], 1)
         entry["steps_to_target"] = int(round(row["steps_to_target"]))
+        if row["batch_tokens"]:
+            entry["tokens_per_step"] = row["batch_tokens"]
         entry["steps"] = int(row["steps"])
         if row["final_val_loss"] is not None:
             entry["val_loss"] = round(row["final_val_loss"], 4)

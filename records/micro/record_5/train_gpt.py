@@ -36,7 +36,7 @@ SHARD_MAGIC, SHARD_VERSION = 20240520, 1
 class Hyperparameters:
     seq_len: int = 256
     batch_size: int = 16  # sequences per step
-    num_iterations: int = 200
+    num_iterations: int = 150
     val_every: int = 10
     lr: float = 3e-3  # Adam: embedding and head
     muon_lr: float = 0.03  # Muon: hidden weight matrices

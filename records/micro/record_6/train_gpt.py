@@ -35,7 +35,7 @@ SHARD_MAGIC, SHARD_VERSION = 20240520, 1
 @dataclass
 class Hyperparameters:
     seq_len: int = 256
-    batch_size: int = 16  # sequences per step
+    batch_size: int = 8  # sequences per step
     num_iterations: int = 200
     val_every: int = 10
     lr: float = 3e-3  # Adam: embedding and head
@@ -111,12 +111,10 @@ def build_val_set(tokens):
 
 val_x, val_y, val_mask = build_val_set(val_tokens)
 batch_rng = np.random.default_rng(seed)
-# document-aligned batches: every training window starts at a newline (the end of the previous document)
-doc_starts = np.flatnonzero(train_tokens[: len(train_tokens) - args.seq_len - 1] == ord("\n"))
 
 
 def next_batch():
-    starts = doc_starts[batch_rng.integers(0, len(doc_starts), size=args.batch_size)]
+    starts = batch_rng.integers(0, len(train_tokens) - args.seq_len - 1, size=args.batch_size)
     chunk = np.stack([train_tokens[s : s + args.seq_len + 1] for s in starts])
     return torch.from_numpy(chunk[:, :-1]), torch.from_numpy(chunk[:, 1:])
 
