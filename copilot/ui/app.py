@@ -22,8 +22,6 @@ from typing import TYPE_CHECKING, Any, Callable
 from rich.text import Text
 from textual import on, work
 from textual.app import App
-from textual.binding import Binding
-from textual.command import Provider as CommandProvider
 from textual.widgets import Static, TextArea
 from textual.worker import Worker, WorkerState
 
