@@ -23,6 +23,7 @@ from copilot.core.replay import (
     ReplayPlayer,
     VirtualClock,
     copy_state,
+    fmt_clock,
     parse_time,
     workspace_for,
 )
@@ -32,6 +33,8 @@ from copilot.ui.widgets.loss_chart import LossChart
 from copilot.ui.widgets.run_table import RunTable
 from tests.support.fixture_track import FixtureTrack
 from tests.support.ui import screen_text
+
+pytestmark = pytest.mark.timeout(60)
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "sessions" / "examples"
@@ -340,14 +343,16 @@ async def test_replay_of_a_local_session_reads_its_workspace_and_writes_nothing(
 # The app
 # --------------------------------------------------------------------------------------------------
 async def _settle(app: ReplayApp, pilot) -> None:
+    """Let a virtual-clock play finish, the script loads land and one flush run (a paused player may stay)."""
     for _ in range(100):
-        if not app.player.playing:
+        if not app.player.playing or app.player.paused:
             break
         await pilot.pause(0.02)
-    await app.workers.wait_for_complete()
-    await pilot.pause(0.15)  # one flush
-    await app.workers.wait_for_complete()
-    await pilot.pause(0.05)
+    for _ in range(2):
+        loads = [w for w in app.workers if w.group == "git"]  # script loads (never the player: it may be paused)
+        if loads:
+            await app.workers.wait_for_complete(loads)
+        await pilot.pause(0.15)  # one flush
 
 
 async def test_replay_app_shows_script_at_head_and_run_curve_and_keys_move_the_timeline(tmp_path: Path) -> None:
@@ -358,6 +363,7 @@ async def test_replay_app_shows_script_at_head_and_run_curve_and_keys_move_the_t
     head_script = player.script_at(final.head)
     start_script = player.script_at(final.start_commit)
     (run,) = final.runs.values()
+    run_started = next(p for p, e in zip(player.positions, player.events) if e.type == "run_started")
     app = ReplayApp(player, autoplay=False)
     async with app.run_test(size=(160, 48)) as pilot:
         await _settle(app, pilot)
@@ -365,7 +371,12 @@ async def test_replay_app_shows_script_at_head_and_run_curve_and_keys_move_the_t
         chart = app.query_one(LossChart)
         val = next(s for s in chart.series if s.kind == "val")
         assert len(val.ys) == len(run.val_points) and val.ys[-1] == run.val_points[-1].val_loss
-        assert any(0x2800 < ord(ch) <= 0x28FF for ch in screen_text(app)), "no curve drawn in the chart"
+        for _ in range(40):  # the plot mounts after the first frame: give a loaded machine up to 2 s
+            if any(0x2800 < ord(ch) <= 0x28FF for ch in screen_text(app)):
+                break
+            await pilot.pause(0.05)
+        else:
+            raise AssertionError("no curve drawn in the chart")
         assert app.query_one(RunTable).row_count == 1
         assert "reject" in str(app.query_one("#decisions").render()) and "end" in app.query_one(TimelineBar).caption
 
@@ -394,6 +405,14 @@ async def test_replay_app_shows_script_at_head_and_run_curve_and_keys_move_the_t
         assert player.speed == 2
         await pilot.press("left")
         assert player.position == pytest.approx(max(0.0, paused_at - 20))
+        await pilot.press("g")  # jump to a typed time; the replay keeps drawing under the dialog
+        await pilot.pause(0.2)
+        target = round(run_started + (player.duration - run_started) / 2, 1)  # in the middle of the run
+        await pilot.press("q", "p", "backspace", "backspace", *f"{target:.1f}", "enter")  # q/p are typed, not keys
+        await _settle(app, pilot)
+        assert player.position == target and len(app.screen_stack) == 1 and app.is_running
+        assert app.query_one(RunTable).row_count == 1 and fmt_clock(target) in app.query_one(TimelineBar).caption
+        assert player.state.runs[run.run_id].is_live
         await pilot.press("q")
     assert not player.playing
 
@@ -418,8 +437,10 @@ def test_cli_headless_prints_the_timeline(tmp_path: Path) -> None:
     assert out.index("commit_created") < out.index("run_finished")
     assert "train " not in out  # training-loss lines only with --all-metrics
 
+    events = read_events(example("copilot-oracle") / EVENTS_FILE).events
+    commit_at = next(e.t - events[0].t for e in events if e.type == "commit_created")
     later = subprocess.run([_speedcopilot(), "replay", str(example("copilot-oracle")), "--headless", "--from",
-                            "0:20"], capture_output=True, text=True, env=env, timeout=60)
+                            f"{commit_at + 0.01:.2f}"], capture_output=True, text=True, env=env, timeout=60)
     assert later.returncode == 0 and "applied silently" in later.stdout and "suggestion_received" not in later.stdout
 
     missing = subprocess.run([_speedcopilot(), "replay", "nope", "--session-dir", str(tmp_path), "--headless"],

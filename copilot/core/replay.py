@@ -26,6 +26,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,6 +240,7 @@ class ReplayPlayer:
         self._clock: ReplayClock | None = None
         self._workspace: Workspace | None = None
         self._scripts: dict[str, str] = {}
+        self._git_lock = threading.Lock()
         self._cursor = 0
         self._position = 0.0
         self._state = SessionState()
@@ -438,6 +440,8 @@ class ReplayPlayer:
     async def play(self, on_event: EventCallback | None = None, clock: ReplayClock | None = None) -> None:
         """Apply and emit events from the cursor on, at scaled time, until the end (or, following, until the
         session has ended and no new line came in; or stop()). on_event may be sync or async."""
+        if self._playing:
+            raise RuntimeError("this player is already playing; pause(), seek() or stop() it instead")
         self._clock = clock or AsyncioClock()
         self._wake = asyncio.Event()
         self._playing = True
@@ -502,13 +506,15 @@ class ReplayPlayer:
         return self._workspace
 
     def script_at(self, commit_sha: str | None = None) -> str:
-        """The script's text at a commit (default: the state's head), from the session's git history."""
+        """The script's text at a commit (default: the state's head), from the session's git history.
+        Safe to call from worker threads (one git read at a time)."""
         sha = commit_sha or self._state.head
         if not sha:
             return ""
-        if sha not in self._scripts:
-            self._scripts[sha] = script_at(self.workspace, sha, self.script_name)
-        return self._scripts[sha]
+        with self._git_lock:  # GitPython's cat-file pipe is not safe to share between threads
+            if sha not in self._scripts:
+                self._scripts[sha] = script_at(self.workspace, sha, self.script_name)
+            return self._scripts[sha]
 
 
 def _clamp_speed(speed: float) -> float:
@@ -631,9 +637,15 @@ def describe_event(event: Event, state: SessionState | None = None) -> str:
             text += f" · final val {float(d['final_val_loss']):.4f}"
         return text
     if kind == "node_created":
-        return f"node {d.get('node_id')} ({d.get('kind', '?')}) from node {d.get('parent')}"
+        parent = d.get("parent")
+        return f"node {d.get('node_id')} ({d.get('kind', '?')})" + (f" from node {parent}" if parent is not None else "")
     if kind == "node_scored":
-        return f"node {d.get('node_id')} scored: {d.get('outcome', '?')}"
+        text = f"node {d.get('node_id')} scored: {d.get('outcome', '?')}"
+        if d.get("final_val_loss") is not None:
+            text += f" · final val {float(d['final_val_loss']):.4f}"
+        return text + (f" · {_short(d['reason'])}" if d.get("reason") else "")
+    if kind == "budget_exhausted":
+        return f"budget used up: {d.get('reason', '')}"
     if kind == "guard_report":
         return f"guard: {len(d.get('findings') or [])} finding(s){' (blocking)' if d.get('blocking') else ''}"
     if kind in ("note", "error"):

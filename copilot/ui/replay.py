@@ -112,6 +112,10 @@ class ReplayRunTable(RunTable):
         self._rows.clear()
 
 
+_REPLAY_ACTIONS = frozenset({"toggle_pause", "next_decision", "previous_decision", "seek", "goto", "faster",
+                             "slower", "quit_replay"})
+
+
 class ReplayApp(App[int]):
     """Plays a ReplayPlayer's session; keys: space, n/p, ←/→, g, +/-, q."""
 
@@ -327,6 +331,13 @@ class ReplayApp(App[int]):
         return list(state.runs.values())[-CHART_RUNS:]
 
     # -- keys ---------------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # the replay keys are priority bindings (the script, table and tree would swallow space and arrows);
+        # while a dialog is open they must not steal its typing
+        if len(self.screen_stack) > 1 and action in _REPLAY_ACTIONS:
+            return False
+        return True
+
     def action_toggle_pause(self) -> None:
         player = self.player
         if not player.playing:
