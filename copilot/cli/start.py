@@ -121,11 +121,9 @@ def run(args: argparse.Namespace) -> int:
     from copilot.config import save_user_setting
     from copilot.ui.app import run_app
 
-    settings, session = open_session(args, mode=args.mode)
+    settings = settings_from_args(args)
     theme = args.theme or settings.theme
-    try:
-        run_app(session, theme=theme, on_theme_saved=lambda name: save_user_setting("theme", name))
-    finally:
-        if session.log.is_open:  # the app closes it itself on a normal quit
-            session.close(reason="app closed")
-    return 0
+    # The app draws its first frame, then builds the session in a worker (git, provider): startup stays < 1 s.
+    # Errors raised while building it are re-raised after the terminal is restored.
+    return run_app(lambda: open_session(args, mode=args.mode)[1], theme=theme,
+                   on_theme_saved=lambda name: save_user_setting("theme", name)) or 0
