@@ -196,7 +196,8 @@ async def test_crashed_run_shows_its_last_error_lines() -> None:
         app.ingest(Event(seq=events[-1].seq + 1, t=2e9, type="run_finished",
                          data={"run_id": "r2", "outcome": "crashed", "exit_code": 1,
                                "error_tail": "Traceback ...\nRuntimeError: CUDA out of memory"}))
-        await wait_until(pilot, lambda: isinstance(app.screen, MessageModal), 3, "the crash dialog")
+        await wait_until(pilot, lambda: isinstance(app.screen, MessageModal) and "crashed" in screen_text(app), 3,
+                         "the crash dialog")
         text = screen_text(app)
         assert "run r2 crashed" in text and "CUDA out of memory" in text and "exit code 1" in text
         await pilot.press("escape")

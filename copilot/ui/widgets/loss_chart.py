@@ -64,7 +64,8 @@ def project_time_to_target(points: list[MetricPoint], target: float, window: int
     if slope >= 0:
         return None
     log_t = mx + (math.log(target) - my) / slope
-    if log_t > 50:  # e^50 ms: never, for practical purposes
+    horizon = math.log(100 * val[-1].train_time_ms)  # type: ignore[arg-type]
+    if log_t > horizon:  # beyond 100x the time so far: no projection worth showing
         return None
     return math.exp(log_t)
 
@@ -106,7 +107,8 @@ def _plot_class() -> type:
                 self.ready = True  # its canvases exist now: safe to draw
                 chart = self.parent
                 if isinstance(chart, LossChart) and chart._last_args is not None:
-                    chart.show(*chart._last_args)
+                    # PlotWidget's own on_mount clears the canvas after ours: draw once more after a refresh
+                    self.call_after_refresh(lambda: chart.show(*chart._last_args))
 
         _PLOT_CLASS = LossPlot
     return _PLOT_CLASS

@@ -63,6 +63,11 @@ class RunTable(DataTable):
         for name in COLUMNS:
             self.add_column(name, key=name)
 
+    def reset(self) -> None:
+        """Drop every row (replay seeking backwards)."""
+        self._rows.clear()
+        self.clear()
+
     def sync(self, runs: list[RunView], record_time_s: float | None) -> None:
         for run in runs:
             row = run_row(run, record_time_s)
