@@ -136,7 +136,9 @@ class MicroTrack:
     def run_env(self) -> dict[str, str]:
         if not self.data_ready():
             raise TrackError(f"micro data is not prepared in {self.shards_dir}; run `{PREPARE_COMMAND}` first")
-        return {"SPEEDCOPILOT_MICRO_DATA": str(self.shards_dir), "OMP_NUM_THREADS": "2"}
+        # passive OpenMP waiting: spinning threads made steps 3-10x slower on a shared 2-core machine
+        return {"SPEEDCOPILOT_MICRO_DATA": str(self.shards_dir), "OMP_NUM_THREADS": "2",
+                "OMP_WAIT_POLICY": "PASSIVE"}
 
     def reference_curve(self, number: int) -> list[MetricPoint]:
         info = self.record(number)
