@@ -84,7 +84,8 @@ def test_launch_and_run_env(tmp_path: Path, small_data: Path) -> None:
     with pytest.raises(TrackError, match="speedcopilot data prepare --track micro"):
         track.run_env()
     ready = MicroTrack(data_dir=small_data.parent)
-    assert ready.run_env() == {"SPEEDCOPILOT_MICRO_DATA": str(small_data), "OMP_NUM_THREADS": "2"}
+    assert ready.run_env() == {"SPEEDCOPILOT_MICRO_DATA": str(small_data), "OMP_NUM_THREADS": "2",
+                               "OMP_WAIT_POLICY": "PASSIVE"}
     assert isinstance(build_track("micro", data_dir=small_data.parent), MicroTrack)
 
 
