@@ -25,7 +25,6 @@ from copilot.core.errors import (
     RunError,
     SessionNotFoundError,
     SpeedcopilotError,
-    WorkspaceError,
 )
 from copilot.core.events import EVENTS_FILE, Event, EventLog, read_events
 from copilot.core.metrics import MetricPoint

@@ -19,7 +19,6 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane, TextArea
 from copilot.core.projection import SessionState, SuggestionView
 from copilot.ui.widgets.diff_view import DiffView
 from copilot.ui.widgets.history_tree import HistoryTree
-from copilot.ui.widgets.hunk_card import HunkCard
 from copilot.ui.widgets.log_tail import LogTail
 from copilot.ui.widgets.loss_chart import LossChart
 from copilot.ui.widgets.run_table import RunTable
