@@ -97,6 +97,7 @@ class CopilotApp(App[int]):
             self._session_factory, session = session, None
         self.session = session
         self.startup_error: BaseException | None = None
+        self.agent: Any = None  # the autonomous agent driving this session in --mode auto
         if state is None:
             state = copy.deepcopy(session.state) if session is not None else SessionState()
         self.state: SessionState = state
@@ -161,7 +162,10 @@ class CopilotApp(App[int]):
         self.session.subscribe(self._on_event)
         self._ingest_missed()
         self._load_script()
-        self._attach_live_runs()
+        if self.session.state.mode == "auto":
+            self._start_agent()  # the agent re-attaches to its own live runs
+        else:
+            self._attach_live_runs()
 
     @work(thread=True, group="open", exit_on_error=False)
     def _open_session(self, factory: "Callable[[], Session]") -> None:
@@ -216,6 +220,58 @@ class CopilotApp(App[int]):
             return
         for run_id in live:
             self._watch(run_id)
+
+    # -- autonomous mode ------------------------------------------------------------------------------
+    def _start_agent(self) -> None:
+        """Drive the session with the autonomous agent (policy, budget and seed as saved in its log)."""
+        from copilot.agent.budget import Budget
+        from copilot.agent.loop import AutonomousAgent
+        from copilot.agent.policies import DEFAULT_NODES, Policy, get_policy
+        from copilot.agent.tree import AgentTree
+
+        assert self.session is not None
+        saved = AgentTree.from_events(self._session_events()).config or {}
+        budget_fields = dict(saved.get("budget") or self.session.options.budget or {})
+        budget_fields.setdefault("nodes", DEFAULT_NODES)
+        budget = Budget.from_dict(budget_fields)
+        policy = Policy.from_dict(saved["policy"]) if saved.get("policy") else get_policy("tree", budget.nodes)
+        self.agent = AutonomousAgent(self.session, policy, budget, int(saved.get("seed", 0) or 0),
+                                     close_on_finish=False)
+        self.notify(f"autonomous mode: policy {policy.name}, {budget_fields['nodes']} nodes · "
+                    "P pause/resume · T take over")
+        self.run_agent()
+
+    def _session_events(self) -> list[Event]:
+        from copilot.core.events import EVENTS_FILE, read_events
+
+        assert self.session is not None
+        return read_events(self.session.dir / EVENTS_FILE).events
+
+    @work(exclusive=True, group="agent", exit_on_error=False)
+    async def run_agent(self) -> Any:
+        summary = await self.agent.run()
+        detail = f" ({summary.detail})" if getattr(summary, "detail", None) else ""
+        self.notify(f"agent stopped: {summary.stop_reason}{detail}", timeout=10)
+        return summary
+
+    def _agent_running(self) -> bool:
+        return self.agent is not None and bool(getattr(self.agent, "running", False))
+
+    def action_agent_pause(self) -> None:
+        if not self._agent_running():
+            return
+        if self.agent.paused:
+            self.agent.resume()
+            self.notify("agent resumed")
+        else:
+            self.agent.pause()
+            self.notify("agent pauses before its next suggestion or run")
+
+    def action_take_over(self) -> None:
+        if not self._agent_running():
+            return
+        self.agent.take_over()
+        self.notify("you have the wheel: the session is in co-pilot mode now")
 
     # -- event intake (any thread) --------------------------------------------------------------
     def _on_event(self, event: Event) -> None:
@@ -463,6 +519,10 @@ class CopilotApp(App[int]):
         return any(w.group == "llm" and w.is_running for w in self.workers)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("agent_pause", "take_over"):
+            return self._agent_running()
+        if self._agent_running() and action in ("suggest", "run", "apply", "undo", "checkout", "external_edit"):
+            return False  # the agent has the wheel: take over first (T)
         hunk_actions = {"accept", "reject", "edit_hunk", "feedback", "accept_all", "reject_all", "apply",
                         "next_hunk", "prev_hunk", "goto_hunk"}
         if action in hunk_actions:
@@ -864,6 +924,8 @@ class CopilotApp(App[int]):
         self.push_screen(QuitModal(live), answer)
 
     async def _close_and_exit(self, stop_runs: bool) -> None:
+        if self._agent_running():
+            self.agent.stop("app closed")
         # a request in flight logs its own cancellation: let it, before the log closes
         pending = [w for w in self.workers if w.group == "llm" and w.is_running]
         for worker in pending:

@@ -52,6 +52,9 @@ KEYMAP: tuple[KeyAction, ...] = (
     KeyAction("3", "pane('runs')", "Runs", "Panes", "Show the runs pane", show=False),
     KeyAction("4", "pane('chart')", "Chart", "Panes", "Show the loss chart", show=False),
     KeyAction("5", "pane('history')", "History", "Panes", "Show the attempt history", show=False),
+    KeyAction("P", "agent_pause", "Pause agent", "Agent", "Autonomous mode: pause or resume the agent"),
+    KeyAction("T", "take_over", "Take over", "Agent",
+              "Autonomous mode: stop the agent and continue the session yourself (co-pilot mode)"),
     KeyAction("question_mark", "help", "Help", "Session", "Show the key bindings"),
     KeyAction("q", "quit_session", "Quit", "Session", "Quit (asks what to do with live runs)"),
 )
