@@ -431,7 +431,7 @@ class Session:
         self._specs[run_id] = spec
         self.log.append("run_started", run_id=run_id, commit=commit, command=command,
                         runner=getattr(self.runner, "name", "local"), gpus=self.options.gpus,
-                        run_dir=str(run_dir))
+                        run_dir=str(run_dir), gpu_info=self._gpu_info())
         return self.state.runs[run_id]
 
     async def watch_run(self, run_id: str, on_line: Callable[[str], None] | None = None) -> Any:
@@ -497,6 +497,16 @@ class Session:
         except Exception:  # a note is a convenience; the event log is the record
             pass
         self._handles.pop(run_id, None)
+
+    def _gpu_info(self) -> list[dict[str, Any]]:
+        """Name and memory of the local GPUs a GPU track trains on (remote runners report none here)."""
+        if self.track.name != "nanogpt" or getattr(self.runner, "name", "local") != "local":
+            return []
+        from dataclasses import asdict
+
+        from copilot.core.tracks.nanogpt import detect_gpus
+
+        return [asdict(g) for g in detect_gpus()]
 
     def _hang_timeout(self) -> float | None:
         """A track with a long silent start (nanogpt compiles for minutes) raises the hang threshold."""
