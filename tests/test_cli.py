@@ -35,7 +35,7 @@ def test_help_lists_every_command() -> None:
 
 def test_config_show_masks_the_key(tmp_path: Path) -> None:
     (tmp_path / "speedcopilot.toml").write_text('model = "local-llama"\n')
-    result = cli("config", "show", "--json", cwd=tmp_path, env={"OPENAI_API_KEY": "sk-verysecretvalue123456"})
+    result = cli("config", "show", "--json", cwd=tmp_path, env={"OPENAI_API_KEY": "sk-fake-verysecretvalue-123456"})
     assert result.returncode == 0, result.stderr
     values = json.loads(result.stdout)
     assert values["model"] == "local-llama"

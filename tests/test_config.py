@@ -15,7 +15,7 @@ def test_layers_override_in_order(tmp_path: Path) -> None:
     user.parent.mkdir(parents=True)
     user.write_text('model = "from-user"\ntheme = "user-theme"\nhang_timeout_s = 10\n')
     (tmp_path / "speedcopilot.toml").write_text('model = "from-project"\n')
-    env = {"SPEEDCOPILOT_MODEL": "from-env", "OPENAI_API_KEY": "sk-abcdefghijklmnop1234"}
+    env = {"SPEEDCOPILOT_MODEL": "from-env", "OPENAI_API_KEY": "sk-fake-abcdefghijklmnop-1234"}
     settings = load_settings({"model": None, "hint_levels": "1,2"}, env=env, cwd=tmp_path)
     assert settings.model == "from-env"
     assert settings.theme == "user-theme"
@@ -26,7 +26,7 @@ def test_layers_override_in_order(tmp_path: Path) -> None:
 
 
 def test_secrets_are_masked(tmp_path: Path) -> None:
-    settings = load_settings({}, env={"OPENAI_API_KEY": "sk-abcdefghijklmnop1234"}, cwd=tmp_path)
+    settings = load_settings({}, env={"OPENAI_API_KEY": "sk-fake-abcdefghijklmnop-1234"}, cwd=tmp_path)
     shown = settings.masked()
     assert "abcdefghijklmnop" not in str(shown)
     assert shown["api_key"].startswith("sk-")

@@ -236,7 +236,7 @@ def test_scrubber_rules() -> None:
     s = Scrubber(anonymize=True, salt="k", participants={"P1x"}, hosts={"gpu-box"}, users={"jdoe"})
     s.compile()
     assert s.text("Authorization: Bearer abc.def.ghijkl") == "Authorization: <secret>"
-    assert s.text('{"OPENAI_API_KEY": "sk-abcdefghijklmnopqrst"}') == '{"OPENAI_API_KEY": "<secret>"}'
+    assert s.text('{"OPENAI_API_KEY": "sk-abcdefgh-ijklmnopqrst"}') == '{"OPENAI_API_KEY": "<secret>"}'
     assert s.text("export HF_TOKEN=hf_" + "a" * 30) == "export HF_TOKEN=<secret>"
     assert s.text("key AKIAABCDEFGHIJKLMNOP ok") == "key <secret> ok"
     assert s.text("see /home/jdoe/x/y.py and C:\\Users\\jdoe\\z.txt") == "see ~/x/y.py and ~\\z.txt"
@@ -250,4 +250,4 @@ def test_scrubber_rules() -> None:
         "prompt_tokens": 5, "nested": [{}]}
     plain = Scrubber(anonymize=False)
     plain.compile()
-    assert plain.text("jdoe@ex.org sk-abcdefghijklmnopqrstu /home/jdoe") == "jdoe@ex.org <secret> /home/jdoe"
+    assert plain.text("jdoe@ex.org sk-abcdefgh-ijklmnopqrstu /home/jdoe") == "jdoe@ex.org <secret> /home/jdoe"
