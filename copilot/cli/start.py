@@ -123,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     theme = args.theme or settings.theme
+    if not args.resume and not args.study:
+        _ensure_data(build_track(settings))  # first run only: a progress bar in the terminal, before the app
     # The app draws its first frame, then builds the session in a worker (git, provider): startup stays < 1 s.
     # Errors raised while building it are re-raised after the terminal is restored.
     return run_app(lambda: open_session(args, mode=args.mode)[1], theme=theme,
