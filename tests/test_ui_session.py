@@ -352,3 +352,18 @@ async def test_session_factory_error_is_raised_after_the_app_exits(tmp_path: Pat
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.startup_error is not None, 5, "the failure")
     assert isinstance(app.startup_error, SessionLockedError)
+
+
+async def test_an_edit_made_in_another_editor_is_noticed_and_committed_as_human(tmp_path: Path) -> None:
+    session = new_session(tmp_path)
+    app = CopilotApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.5)  # the watcher is running
+        script = session.workspace.path / "train_gpt.py"
+        script.write_text(script.read_text().replace("LR = 0.001", "LR = 0.002  # tried in vim"))
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal), 15, "the watcher's commit offer")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: app.state.commits[-1].provenance == "human", 10, "a human commit")
+        assert "tried in vim" in session.script_text() and not session.workspace.is_dirty()
+        assert "external_edit_detected" in [e.type for e in events_of(session)]
+        await pilot.press("q")

@@ -98,6 +98,9 @@ class CopilotApp(App[int]):
         self.session = session
         self.startup_error: BaseException | None = None
         self.agent: Any = None  # the autonomous agent driving this session in --mode auto
+        self._stop_watch: Callable[[], None] | None = None  # watchdog on the working copy
+        self._edit_timer: Any = None
+        self._edit_prompt_open = False
         if state is None:
             state = copy.deepcopy(session.state) if session is not None else SessionState()
         self.state: SessionState = state
@@ -166,6 +169,7 @@ class CopilotApp(App[int]):
             self._start_agent()  # the agent re-attaches to its own live runs
         else:
             self._attach_live_runs()
+        self._stop_watch = self.session.workspace.watch(self._on_workspace_change)
 
     @work(thread=True, group="open", exit_on_error=False)
     def _open_session(self, factory: "Callable[[], Session]") -> None:
@@ -186,6 +190,8 @@ class CopilotApp(App[int]):
         self._connect()
 
     def on_unmount(self) -> None:
+        if self._stop_watch is not None:
+            self._stop_watch()
         if self.session is not None:
             self.session.unsubscribe(self._on_event)
         if os.environ.get(DIAG_ENV):  # torch must stay out for the whole life of the app, not just frame one
@@ -746,22 +752,48 @@ class CopilotApp(App[int]):
         if self._need_session() is not None:
             self.check_external_edit()
 
+    def _on_workspace_change(self, path: Path) -> None:
+        """Watchdog thread: a file in the working copy changed (another editor, a script)."""
+        try:
+            self.call_from_thread(self._schedule_edit_check)
+        except RuntimeError:  # the app is shutting down
+            pass
+
+    def _schedule_edit_check(self) -> None:
+        # editors write in bursts; look once things settle. Our own commits hold the git lock, so the
+        # check never sees them half-written, and a clean tree prompts nothing.
+        if self._edit_timer is not None:
+            self._edit_timer.stop()
+        self._edit_timer = self.set_timer(0.8, self._auto_check_edits)
+
+    def _auto_check_edits(self) -> None:
+        if self.session is None or self._agent_running() or self._edit_prompt_open or self.closed:
+            return
+        self.check_external_edit(quiet=True)
+
     @work(thread=True, group="git", exit_on_error=False)
-    def check_external_edit(self) -> None:
+    def check_external_edit(self, quiet: bool = False) -> None:
         assert self.session is not None
         with self._git_lock:
+            if not self.session.log.is_open:
+                return
             diff = self.session.check_external_edit()
-        self.call_from_thread(self._external_edit_checked, diff)
+        self.call_from_thread(self._external_edit_checked, diff, quiet)
 
-    def _external_edit_checked(self, diff: str | None) -> None:
+    def _external_edit_checked(self, diff: str | None, quiet: bool = False) -> None:
         if not diff:
-            self.notify("the working copy has no uncommitted changes")
+            if not quiet:
+                self.notify("the working copy has no uncommitted changes")
+            return
+        if self._edit_prompt_open:
             return
 
         def answer(yes: bool | None) -> None:
+            self._edit_prompt_open = False
             if yes:
                 self.commit_external_edit()
 
+        self._edit_prompt_open = True
         self.push_screen(ConfirmModal("Commit your edit of the working copy?", diff.splitlines(), "Commit"), answer)
 
     @work(thread=True, group="git", exit_on_error=False)
