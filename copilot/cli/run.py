@@ -27,6 +27,10 @@ def run(args: argparse.Namespace) -> int:
     session_dir = resolve_session_dir(settings.session_dir, args.session)
     ensure_not_open(session_dir)
     state, _ = load_state(session_dir)
+    from copilot.cli.start import _recorded_runner
+
+    if args.runner is None and _recorded_runner(session_dir) != "local":
+        settings = settings_from_args(args, run_timeout_s=args.timeout, runner=_recorded_runner(session_dir))
     track = build_track(settings, state.track)
     from copilot.cli.start import _ensure_data
 

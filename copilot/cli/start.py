@@ -44,6 +44,9 @@ def open_session(args: argparse.Namespace, mode: str = "copilot"):
         session_dir = resolve_session_dir(settings.session_dir, args.resume)
         ensure_not_open(session_dir)
         state, _ = load_state(session_dir)
+        recorded_runner = _recorded_runner(session_dir)
+        if getattr(args, "runner", None) is None and recorded_runner != "local":
+            settings = settings_from_args(args, runner=recorded_runner)  # re-attach through the same runner
         track = build_track(settings, state.track)
         _ensure_data(track)
         provider = build_provider(settings, track, state.record,
@@ -68,6 +71,13 @@ def open_session(args: argparse.Namespace, mode: str = "copilot"):
     session = Session.create(settings.session_dir, track, record, provider, runner=build_runner(settings),
                              options=options)
     return settings, session
+
+
+def _recorded_runner(session_dir: Path) -> str:
+    from copilot.core.events import EVENTS_FILE, read_events
+
+    started = next((e for e in read_events(session_dir / EVENTS_FILE).events if e.type == "session_started"), None)
+    return str(started.get("runner_url") or "local") if started is not None else "local"
 
 
 def _study_assignment(args: argparse.Namespace, settings):
@@ -99,6 +109,7 @@ def _options(settings, mode: str, args: argparse.Namespace | None = None):
         hang_timeout_s=settings.hang_timeout_s,
         run_timeout_s=settings.run_timeout_s,
         budget=getattr(args, "agent_budget", None),
+        runner_url=settings.runner,
     )
 
 

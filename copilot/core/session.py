@@ -65,6 +65,7 @@ class SessionOptions:
     hang_timeout_s: float | None = 300.0
     run_timeout_s: float | None = None
     budget: dict[str, Any] | None = None
+    runner_url: str = "local"  # local | ssh://…; recorded so a resume re-attaches through the same runner
 
 
 def new_session_id() -> str:
@@ -167,6 +168,7 @@ class Session:
             budget=options.budget,
             gpus=options.gpus,
             runner=getattr(session.runner, "name", "local"),
+            runner_url=options.runner_url,
             tool_version=__version__,
             host=host_info(),
             workspace=str(workspace.path),
@@ -209,6 +211,7 @@ class Session:
                 hang_timeout_s=base.hang_timeout_s,
                 run_timeout_s=base.run_timeout_s,
                 budget=started.get("budget"),
+                runner_url=started.get("runner_url", "local"),
             )
         session = cls(session_dir, log, state, workspace, track, provider, runner or _local_runner(), base)
         log.append(
