@@ -251,3 +251,9 @@ def test_scrubber_rules() -> None:
     plain = Scrubber(anonymize=False)
     plain.compile()
     assert plain.text("jdoe@ex.org sk-abcdefgh-ijklmnopqrstu /home/jdoe") == "jdoe@ex.org <secret> /home/jdoe"
+
+
+def test_runner_url_names_no_machine_after_anonymising() -> None:
+    s = Scrubber(anonymize=True, salt="k", participants=set(), hosts=set(), users=set())
+    s.compile()
+    assert s.mapping({"runner_url": "ssh://me@gpu-box:22/home/me/runs"}) == {"runner_url": "<runner>"}

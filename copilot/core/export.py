@@ -63,6 +63,7 @@ _IDENTITY_FIELDS = {
     "user": "<user>", "username": "<user>", "login": "<user>", "home": "~",
     "email": "<email>", "author": ANONYMOUS, "author_name": ANONYMOUS, "author_email": "<email>",
     "committer": ANONYMOUS, "workspace": "<workspace>", "session_dir": "<session>", "cwd": "<path>",
+    "runner_url": "<runner>",  # ssh://user@host/path names a machine and an account
 }
 # Account names that identify nobody (and are common words): never replaced as user names.
 _GENERIC_ACCOUNTS = frozenset(
