@@ -22,7 +22,7 @@ from copilot.core.errors import SpeedcopilotError
 from copilot.core.metrics import MetricPoint
 from copilot.core.projection import RunView, SessionState, SuggestionView
 from copilot.core.replay import ReplayClock, ReplayPlayer, fmt_clock, parse_time
-from copilot.ui.screens.main import status_text, suggestion_body, suggestion_title
+from copilot.ui.screens.main import script_area, status_text, suggestion_body, suggestion_title
 from copilot.ui.screens.modals import TextPrompt
 from copilot.ui.themes import CHART_VARIABLES, DEFAULT_THEME, load_themes
 from copilot.ui.widgets.history_tree import HistoryTree
@@ -183,7 +183,7 @@ class ReplayApp(App[int]):
         with Horizontal(id="top-row"):
             with Vertical(id="script-pane"):
                 yield Static("script", id="script-title", classes="pane-title")
-                yield _script_area()
+                yield script_area()
             with Vertical(id="suggestion-pane"):
                 yield Static("", id="suggestion-title", classes="pane-title")
                 with VerticalScroll(id="suggestion-scroll"):
@@ -394,15 +394,6 @@ class ReplayApp(App[int]):
         if event.state == WorkerState.ERROR:
             self.notify(f"{type(event.worker.error).__name__}: {event.worker.error}", title="replay error",
                         severity="error", timeout=10)
-
-
-def _script_area() -> TextArea:
-    try:
-        area = TextArea.code_editor("", language="python", read_only=True, theme="css", id="script-text")
-    except Exception:  # no tree-sitter grammar installed (textual[syntax]): plain text still works
-        area = TextArea.code_editor("", language=None, read_only=True, theme="css", id="script-text")
-    area.cursor_blink = False
-    return area
 
 
 def run_replay_app(player: ReplayPlayer, theme: str | None = None) -> int:

@@ -69,12 +69,13 @@ def status_text(state: SessionState, live_runs: int = 0, width: int = 200) -> Te
 class ScriptPane(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("", id="script-title", classes="pane-title")
-        yield _script_area()
+        yield script_area()
         with VerticalScroll(id="script-diff-scroll"):
             yield DiffView([], id="script-diff")
 
 
-def _script_area() -> TextArea:
+def script_area() -> TextArea:
+    """The read-only, highlighted script view (shared with the replay app)."""
     try:
         area = TextArea.code_editor("", language="python", read_only=True, theme="css", id="script-text")
     except Exception:  # no tree-sitter grammar installed (textual[syntax]): plain text still works
