@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from copilot.core.events import Event  # noqa: E402
+from copilot.core.session.events import Event  # noqa: E402
 from copilot.ui.app import CopilotApp  # noqa: E402
 from tests.support.ui import metric_points, sample_state  # noqa: E402
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from copilot.core.logparse import LogParser  # noqa: E402
+from copilot.core.runs.logparse import LogParser  # noqa: E402
 
 LOAD_BEFORE = "?"
 CODE_LINES = [

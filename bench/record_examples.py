@@ -4,7 +4,7 @@
 
 Both sessions run on the micro track with its tiny test configuration (small synthetic corpus, MICRO_MAX_STEPS=8,
 MICRO_VAL_EVERY=2, MICRO_VAL_WINDOWS=2), drive the real Session API (and the real autonomous agent), then go
-through `copilot.core.export` with anonymize=True and are unpacked into <out>/<name>/{events.jsonl,
+through `copilot.core.research.export` with anonymize=True and are unpacked into <out>/<name>/{events.jsonl,
 workspace.bundle}. The decisions in the co-pilot session are scripted here, not made by a person; the session
 log says so in a note.
 
@@ -31,9 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from copilot.core.events import EVENTS_FILE  # noqa: E402
-from copilot.core.export import ARCHIVE_ROOT, export_sessions  # noqa: E402
-from copilot.core.providers import OracleProvider  # noqa: E402
+from copilot.core.session.events import EVENTS_FILE  # noqa: E402
+from copilot.core.research.export import ARCHIVE_ROOT, export_sessions  # noqa: E402
+from copilot.core.llm.providers import OracleProvider  # noqa: E402
 from copilot.core.session import HunkDecision, Session, SessionOptions  # noqa: E402
 from copilot.core.tracks.micro import MicroTrack  # noqa: E402
 from copilot.core.tracks.microdata import prepare_micro_data  # noqa: E402

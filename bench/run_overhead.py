@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from copilot.core.logparse import LogParser  # noqa: E402
+from copilot.core.runs.logparse import LogParser  # noqa: E402
 from copilot.core.runs import LocalRunner, RunSpec, new_run_id, watch_run  # noqa: E402
 
 FIXTURE = """\

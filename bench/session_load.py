@@ -11,8 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from copilot.core.events import EVENTS_FILE, EventLog, read_events
-from copilot.core.projection import SessionState
+from copilot.core.session.events import EVENTS_FILE, EventLog, read_events
+from copilot.core.session.projection import SessionState
 
 
 def write_session(folder: Path, n_events: int) -> None:

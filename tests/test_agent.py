@@ -21,8 +21,8 @@ from copilot.agent.policies import POLICIES, Policy, debuggable_leaves, get_poli
 from copilot.agent.tree import AgentTree
 from copilot.config import DEFAULT_PRICES
 from copilot.core.errors import ConfigError
-from copilot.core.events import Event
-from copilot.core.providers import OpenAIProvider, OracleProvider
+from copilot.core.session.events import Event
+from copilot.core.llm.providers import OpenAIProvider, OracleProvider
 from copilot.core.session import Session, SessionOptions
 from copilot.resources import records_dir
 from tests.support import agent as A
@@ -390,7 +390,7 @@ def test_cli_auto_on_micro_with_oracle_killed_and_resumed(tmp_path: Path) -> Non
     assert len(node1_runs) == 1  # re-attached, not run again
     assert scored[1][0].get("run_id") == node1_runs[0].get("run_id")
     assert scored[1][0].get("buggy") is False and math.isfinite(scored[1][0].get("final_val_loss"))
-    from copilot.core.workspace import Workspace
+    from copilot.core.session.workspace import Workspace
 
     workspace = Workspace.open(session_dir / "workspace")
     record_1 = (records_dir() / "micro" / "record_1" / "train_gpt.py").read_text()

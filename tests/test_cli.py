@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from copilot.core.providers import OracleProvider
+from copilot.core.llm.providers import OracleProvider
 from copilot.core.session import HunkDecision, Session
 from tests.support.fixture_track import FixtureTrack
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from copilot.core.compare import (
+from copilot.core.research.compare import (
     CSV_COLUMNS,
     Baselines,
     bootstrap_ci,

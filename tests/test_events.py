@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from copilot.core.errors import SessionLockedError
-from copilot.core.events import EVENTS_FILE, EventLog, read_events
+from copilot.core.session.events import EVENTS_FILE, EventLog, read_events
 
 
 def test_append_and_read_back_in_order(tmp_path: Path) -> None:
@@ -36,7 +36,7 @@ def test_second_writer_in_another_process_is_refused(tmp_path: Path) -> None:
     with EventLog(tmp_path) as log:
         log.append("note", text="x")
         code = (
-            "import sys; from pathlib import Path; from copilot.core.events import EventLog\n"
+            "import sys; from pathlib import Path; from copilot.core.session.events import EventLog\n"
             "from copilot.core.errors import SessionLockedError\n"
             f"try:\n EventLog(Path({str(tmp_path)!r})).open()\nexcept SessionLockedError as e:\n print(e); sys.exit(3)\n"
         )

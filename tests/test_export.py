@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from copilot.core.compare import summarize_session
+from copilot.core.research.compare import summarize_session
 from copilot.core.errors import SessionNotFoundError
-from copilot.core.export import ARCHIVE_ROOT, Scrubber, export_sessions, participant_hash
-from copilot.core.events import read_events
+from copilot.core.research.export import ARCHIVE_ROOT, Scrubber, export_sessions, participant_hash
+from copilot.core.session.events import read_events
 from tests.support.eventlog_builder import SessionBuilder, git, make_workspace
 
 KEY = "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX1234abcd"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from copilot.core.guard import BLOCK, WARN, check_integrity, protected_blocks, timer_gap_flag
+from copilot.core.edits.guard import BLOCK, WARN, check_integrity, protected_blocks, timer_gap_flag
 
 NANOGPT = '''import os
 import time

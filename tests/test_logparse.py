@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from copilot.core.logparse import LogParser, fold_cr, is_bad_loss, parse_line, parse_peak_memory
-from copilot.core.metrics import MetricPoint
+from copilot.core.runs.logparse import LogParser, fold_cr, is_bad_loss, parse_line, parse_peak_memory
+from copilot.core.runs.metrics import MetricPoint
 
 P = MetricPoint
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from copilot.core.errors import TrackError
-from copilot.core.shards import HEADER_BYTES, SHARD_MAGIC, read_shard, read_shard_header, write_shard
+from copilot.core.tracks.shards import HEADER_BYTES, SHARD_MAGIC, read_shard, read_shard_header, write_shard
 from copilot.core.tracks import microdata as md
 
 SMALL_VAL_SHA256 = "2c4367ae09fc7cfe454bd2ced1d64174ec3bdbca3aa368d7c377162f4b4c9c04"

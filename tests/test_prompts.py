@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from copilot.core import prompts
-from copilot.core.prompts import AttemptSummary, PromptContext, build_messages, files_from_messages, retry_message
+from copilot.core.llm import prompts
+from copilot.core.llm.prompts import AttemptSummary, PromptContext, build_messages, files_from_messages, retry_message
 
 SCRIPT = 'import os\n\nLR = 0.001\nprint(f"step:{step} val_loss:{loss:.4f}")\n'
 

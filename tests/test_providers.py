@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from openai import AsyncOpenAI
 
-from copilot.core import edits, prompts
+from copilot.core import edits
+from copilot.core.llm import prompts
 from copilot.core.errors import ConfigError, ProviderError, TrackError
-from copilot.core.events import EventLog, read_events
-from copilot.core.providers import (
+from copilot.core.session.events import EventLog, read_events
+from copilot.core.llm.providers import (
     Completion,
     OpenAIProvider,
     OracleProvider,

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from textual.widgets import TextArea
 
-from copilot.core.events import EVENTS_FILE, Event, EventLog, read_events
-from copilot.core.projection import SessionState
-from copilot.core.providers import OracleProvider
-from copilot.core.replay import (
+from copilot.core.session.events import EVENTS_FILE, Event, EventLog, read_events
+from copilot.core.session.projection import SessionState
+from copilot.core.llm.providers import OracleProvider
+from copilot.core.session.replay import (
     DECISION_TYPES,
     AsyncioClock,
     ReplayPlayer,

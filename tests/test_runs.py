@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from copilot.core.errors import RunError
-from copilot.core.metrics import MetricPoint
+from copilot.core.runs.metrics import MetricPoint
 from copilot.core.runs import (
     EXIT_CODE,
     OUTPUT_LOG,

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
 
 from copilot.core.errors import EditApplyError, ProviderError, SessionLockedError, WorkspaceError
-from copilot.core.events import EVENTS_FILE, read_events
-from copilot.core.providers import OpenAIProvider, OracleProvider
+from copilot.core.session.events import EVENTS_FILE, read_events
+from copilot.core.llm.providers import OpenAIProvider, OracleProvider
 from copilot.core.session import HunkDecision, Session, SessionOptions, load_state
 from tests.support.fixture_track import RECORD_0, RECORD_1, FixtureTrack
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from copilot.core.errors import RunError
-from copilot.core.remote import SshRunner, SshTarget
+from copilot.core.runs.ssh import SshRunner, SshTarget
 from copilot.core.runs import Outcome, RunSpec, group_alive, new_run_id, watch_run
 from tests.support.sshd import SshServer, require_sshd
 

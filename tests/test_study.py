@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from copilot.core.errors import ConfigError
-from copilot.core.events import read_events
-from copilot.core.study import (
+from copilot.core.session.events import read_events
+from copilot.core.research.study import (
     Budgets,
     StudyTask,
     assignment,

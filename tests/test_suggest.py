@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from copilot.core.errors import EditApplyError, EditParseError, ProviderError
-from copilot.core.providers import OpenAIProvider, OracleProvider, ReplayProvider
-from copilot.core.suggest import RETRY_NOTICE, SuggestionResult, request_suggestion
+from copilot.core.llm.providers import OpenAIProvider, OracleProvider, ReplayProvider
+from copilot.core.llm.suggest import RETRY_NOTICE, SuggestionResult, request_suggestion
 from tests.support.openai_server import OpenAIServer, answer, error
 from tests.test_providers import R0, R1, SCRIPT, TwoRecordTrack, prompt_with
 

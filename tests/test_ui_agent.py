@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from copilot.core.events import EVENTS_FILE, read_events
-from copilot.core.providers import OracleProvider
+from copilot.core.session.events import EVENTS_FILE, read_events
+from copilot.core.llm.providers import OracleProvider
 from copilot.core.session import Session, SessionOptions
 from copilot.ui.app import CopilotApp
 from tests.support.fixture_track import RECORD_1, FixtureTrack

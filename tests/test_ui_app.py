@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from textual.widgets import Log, TabbedContent, TextArea
 
-from copilot.core.events import Event
-from copilot.core.projection import SessionState
+from copilot.core.session.events import Event
+from copilot.core.session.projection import SessionState
 from copilot.ui.app import CopilotApp
 from copilot.ui.screens.help import HelpScreen
 from copilot.ui.screens.main import MainScreen

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from copilot.core.events import EVENTS_FILE, read_events
-from copilot.core.providers import OpenAIProvider, OracleProvider
+from copilot.core.session.events import EVENTS_FILE, read_events
+from copilot.core.llm.providers import OpenAIProvider, OracleProvider
 from copilot.core.session import Session
 from copilot.ui.app import CopilotApp
 from copilot.ui.screens.modals import ConfirmModal, QuitModal, TextPrompt

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from copilot.core.events import EVENTS_FILE, read_events
+from copilot.core.session.events import EVENTS_FILE, read_events
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from copilot.core.errors import ConfigError
-from copilot.core.metrics import MetricPoint
-from copilot.core.projection import SessionState
+from copilot.core.runs.metrics import MetricPoint
+from copilot.core.session.projection import SessionState
 from copilot.ui.themes import load_theme_file, load_themes, theme_from_mapping
 from copilot.ui.widgets.diff_view import diff_stats, hunk_diff_lines, line_kind, text_diff_lines
 from copilot.ui.widgets.history_tree import run_summary

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from copilot.core.errors import WorkspaceError
-from copilot.core.workspace import Workspace, parse_trailers
+from copilot.core.session.workspace import Workspace, parse_trailers
 
 SCRIPT = "train_gpt.py"
 

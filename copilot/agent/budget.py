@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
 from copilot.core.errors import ConfigError
-from copilot.core.events import Event
+from copilot.core.session.events import Event
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from copilot.core.errors import (
     SpeedcopilotError,
     WorkspaceError,
 )
-from copilot.core.events import EVENTS_FILE, Event, read_events
+from copilot.core.session.events import EVENTS_FILE, Event, read_events
 
 BUGGY_OUTCOMES = frozenset({"crashed", "diverged", "hung", "timed_out", "cancelled"})
 HISTORY_NODES = 6  # nodes listed in the instruction

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from copilot.agent.policies import Plan, best_node
-from copilot.core.events import Event
+from copilot.core.session.events import Event
 
 ROOT_ID = 0
 

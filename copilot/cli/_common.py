@@ -60,7 +60,7 @@ def build_track(settings: Settings, name: str | None = None) -> Any:
 
 
 def build_provider(settings: Settings, track: Any, record: int, name: str | None = None) -> Any:
-    from copilot.core.providers import build_provider as _build
+    from copilot.core.llm.providers import build_provider as _build
 
     return _build(
         name or settings.provider,
@@ -78,7 +78,7 @@ def build_provider(settings: Settings, track: Any, record: int, name: str | None
 
 def build_runner(settings: Settings) -> Any:
     if settings.runner.startswith("ssh://"):
-        from copilot.core.remote import SshRunner
+        from copilot.core.runs.ssh import SshRunner
 
         return SshRunner.from_url(settings.runner)
     if settings.runner != "local":

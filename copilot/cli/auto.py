@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from copilot.agent.loop import AutonomousAgent
     from copilot.agent.tree import AgentTree
     from copilot.cli.start import open_session
-    from copilot.core.events import EVENTS_FILE, read_events
+    from copilot.core.session.events import EVENTS_FILE, read_events
 
     for name in ("participant", "mode", "theme"):  # open_session reads these from `start`'s flags
         if not hasattr(args, name):

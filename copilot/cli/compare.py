@@ -26,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from copilot.core import compare
+    from copilot.core.research import compare
     from copilot.core.errors import SessionNotFoundError
     from copilot.core.session import resolve_session_dir
 

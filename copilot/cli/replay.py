@@ -45,7 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def find_session(session_id: str, sessions_root: Path) -> Path:
     """A folder path holding events.jsonl, else an id/prefix/'last' in the sessions folder or its examples/."""
     from copilot.core.errors import SessionNotFoundError
-    from copilot.core.events import EVENTS_FILE
+    from copilot.core.session.events import EVENTS_FILE
     from copilot.core.session import resolve_session_dir
 
     direct = Path(session_id).expanduser()
@@ -65,7 +65,7 @@ def find_session(session_id: str, sessions_root: Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from copilot.core.errors import ConfigError
-    from copilot.core.replay import ReplayPlayer, parse_time
+    from copilot.core.session.replay import ReplayPlayer, parse_time
 
     settings = settings_from_args(args)
     session_dir = find_session(args.session_id, settings.session_dir)
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 def print_timeline(player: Any, paced: bool = False, all_metrics: bool = False) -> int:
     from rich.text import Text
 
-    from copilot.core.replay import AsyncioClock, VirtualClock, fmt_clock
+    from copilot.core.session.replay import AsyncioClock, VirtualClock, fmt_clock
 
     out = console()
     name = player.session_dir.name if player.session_dir is not None else "session"
@@ -114,7 +114,7 @@ def print_timeline(player: Any, paced: bool = False, all_metrics: bool = False) 
 def timeline_line(event: Any, position: float, state: Any) -> Any:
     from rich.text import Text
 
-    from copilot.core.replay import describe_event, fmt_clock
+    from copilot.core.session.replay import describe_event, fmt_clock
 
     line = Text(no_wrap=False)
     line.append(f"{fmt_clock(position):>9}  ", style="dim")

@@ -20,7 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from copilot.core.providers import OracleProvider
+    from copilot.core.llm.providers import OracleProvider
     from copilot.core.session import Session, SessionOptions, ensure_not_open, load_state, resolve_session_dir
 
     settings = settings_from_args(args, run_timeout_s=args.timeout)

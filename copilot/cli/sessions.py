@@ -85,8 +85,8 @@ def run_list(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from copilot.core.events import EVENTS_FILE, read_events
-    from copilot.core.projection import SessionState
+    from copilot.core.session.events import EVENTS_FILE, read_events
+    from copilot.core.session.projection import SessionState
     from copilot.core.session import resolve_session_dir
 
     settings = settings_from_args(args)
@@ -140,7 +140,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from copilot.core.export import export_sessions
+    from copilot.core.research.export import export_sessions
     from copilot.core.session import list_session_dirs, resolve_session_dir
 
     settings = settings_from_args(args)

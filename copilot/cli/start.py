@@ -74,7 +74,7 @@ def open_session(args: argparse.Namespace, mode: str = "copilot"):
 
 
 def _recorded_runner(session_dir: Path) -> str:
-    from copilot.core.events import EVENTS_FILE, read_events
+    from copilot.core.session.events import EVENTS_FILE, read_events
 
     started = next((e for e in read_events(session_dir / EVENTS_FILE).events if e.type == "session_started"), None)
     return str(started.get("runner_url") or "local") if started is not None else "local"
@@ -86,7 +86,7 @@ def _study_assignment(args: argparse.Namespace, settings):
         return None
     from copilot.core.errors import ConfigError
     from copilot.core.session import list_session_dirs
-    from copilot.core.study import load_study, next_assignment
+    from copilot.core.research.study import load_study, next_assignment
 
     if not settings.participant:
         raise ConfigError("--study needs --participant (the id this study file assigns tasks to)")

@@ -26,9 +26,9 @@ from textual.widgets import Static, TextArea
 from textual.worker import Worker, WorkerState
 
 from copilot.core.errors import EditApplyError, ProviderError, SpeedcopilotError, WorkspaceError
-from copilot.core.events import Event
-from copilot.core.metrics import MetricPoint
-from copilot.core.projection import RunView, SessionState, SuggestionView
+from copilot.core.session.events import Event
+from copilot.core.runs.metrics import MetricPoint
+from copilot.core.session.projection import RunView, SessionState, SuggestionView
 from copilot.ui.commands import CopilotCommands
 from copilot.ui.keys import app_bindings
 from copilot.ui.screens.help import HelpScreen
@@ -248,7 +248,7 @@ class CopilotApp(App[int]):
         self.run_agent()
 
     def _session_events(self) -> list[Event]:
-        from copilot.core.events import EVENTS_FILE, read_events
+        from copilot.core.session.events import EVENTS_FILE, read_events
 
         assert self.session is not None
         return read_events(self.session.dir / EVENTS_FILE).events

@@ -1,7 +1,7 @@
 """ReplayApp: a recorded session played back through the same projection and widgets as the live co-pilot.
 
 Read-only: it never opens the session's event log for writing and takes no lock; scripts come from the session's
-git history (or its bundle, cloned into a cache). The player (copilot.core.replay.ReplayPlayer) owns the timeline;
+git history (or its bundle, cloned into a cache). The player (copilot.core.session.replay.ReplayPlayer) owns the timeline;
 this app only renders `player.state` from one 0.1 s timer, redrawing the panes whose data changed.
 """
 
@@ -19,9 +19,9 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static, TextArea
 
 from copilot.core.errors import SpeedcopilotError
-from copilot.core.metrics import MetricPoint
-from copilot.core.projection import RunView, SessionState, SuggestionView
-from copilot.core.replay import ReplayClock, ReplayPlayer, fmt_clock, parse_time
+from copilot.core.runs.metrics import MetricPoint
+from copilot.core.session.projection import RunView, SessionState, SuggestionView
+from copilot.core.session.replay import ReplayClock, ReplayPlayer, fmt_clock, parse_time
 from copilot.ui.screens.main import script_area, status_text, suggestion_body, suggestion_title
 from copilot.ui.screens.modals import TextPrompt
 from copilot.ui.themes import CHART_VARIABLES, DEFAULT_THEME, load_themes

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from copilot.core.events import EVENTS_FILE, Event, read_events
+from copilot.core.session.events import EVENTS_FILE, Event, read_events
 
 SCRIPT = "train_gpt.py"
 

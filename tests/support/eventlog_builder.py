@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from copilot.core.events import EventLog
+from copilot.core.session.events import EventLog
 
 
 class FakeClock:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from copilot.core.errors import TrackError
-from copilot.core.metrics import MetricPoint
+from copilot.core.runs.metrics import MetricPoint
 from copilot.core.tracks.base import RecordInfo
 
 _TEMPLATE = '''import sys, time

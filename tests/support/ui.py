@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from copilot.core.events import Event
-from copilot.core.projection import SessionState
+from copilot.core.session.events import Event
+from copilot.core.session.projection import SessionState
 
 T0 = 1_700_000_000.0
 START = "a" * 40

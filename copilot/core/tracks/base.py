@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from copilot.core.metrics import MetricPoint
+from copilot.core.runs.metrics import MetricPoint
 
 HINT_LEVELS = (1, 2, 3)  # 1 pseudocode, 2 text description, 3 mini-paper (benchmark levels)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from copilot.core.errors import TrackError
-from copilot.core.metrics import MetricPoint
+from copilot.core.runs.metrics import MetricPoint
 from copilot.core.tracks.base import HINT_LEVELS, RecordInfo
 from copilot.core.tracks.microdata import (
     MicroDataInfo,

@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 
 from copilot.core.errors import TrackError
-from copilot.core.shards import read_shard, read_shard_header, write_shard
+from copilot.core.tracks.shards import read_shard, read_shard_header, write_shard
 
 GENERATOR_VERSION = 1
 WORLD_SEED = 20240520

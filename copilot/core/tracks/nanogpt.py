@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from copilot.core.errors import TrackError
-from copilot.core.metrics import MetricPoint
+from copilot.core.runs.metrics import MetricPoint
 from copilot.core.tracks import nanogpt_sync as sync
 from copilot.core.tracks.base import RecordInfo
 from copilot.resources import records_dir
@@ -237,7 +237,7 @@ class NanoGPTTrack:
 
 
 def val_points(text: str) -> list[MetricPoint]:
-    from copilot.core.logparse import parse_line
+    from copilot.core.runs.logparse import parse_line
 
     points = []
     for line in text.splitlines():

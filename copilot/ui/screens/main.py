@@ -16,7 +16,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane, TextArea
 
-from copilot.core.projection import SessionState, SuggestionView
+from copilot.core.session.projection import SessionState, SuggestionView
 from copilot.ui.widgets.diff_view import DiffView
 from copilot.ui.widgets.history_tree import HistoryTree
 from copilot.ui.widgets.log_tail import LogTail

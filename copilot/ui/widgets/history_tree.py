@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from copilot.core.projection import CommitView, RunView, SessionState
+from copilot.core.session.projection import CommitView, RunView, SessionState
 from copilot.ui.widgets.run_table import short_run_id
 
 PROVENANCE_MARK = {"ai": "ai", "human": "you", "ai+human-edit": "ai+you", "revert": "undo", "start": "record"}

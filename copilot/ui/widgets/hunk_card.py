@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static
 
-from copilot.core.projection import HunkView
+from copilot.core.session.projection import HunkView
 from copilot.ui.widgets.diff_view import DiffView, diff_stats, hunk_diff_lines
 
 DECISION_LABELS = {"accept": "✔ accept", "reject": "✘ reject", "edit": "✎ edited"}

@@ -13,8 +13,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from copilot.core.metrics import MetricPoint
-from copilot.core.projection import RunView
+from copilot.core.runs.metrics import MetricPoint
+from copilot.core.session.projection import RunView
 from copilot.ui.widgets.run_table import short_run_id
 
 

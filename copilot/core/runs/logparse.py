@@ -19,7 +19,7 @@ import re
 from collections import deque
 from typing import Callable
 
-from copilot.core.metrics import MetricPoint
+from copilot.core.runs.metrics import MetricPoint
 
 # The usual `step:{s}/{T} [val_loss:] [train_loss:] [train_time:] [step_avg:]` order of every era, matched at the
 # position found by str.find("step:") (much cheaper than a regex search over each line).

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from copilot.core.events import Event
-from copilot.core.metrics import MetricPoint
+from copilot.core.session.events import Event
+from copilot.core.runs.metrics import MetricPoint
 
 
 @dataclass

@@ -35,7 +35,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from copilot.core.errors import ConfigError, SpeedcopilotError
-from copilot.core.events import EVENTS_FILE, Event, read_events
+from copilot.core.session.events import EVENTS_FILE, Event, read_events
 
 SIGNIFICANCE_ALPHA = 0.01
 DEFAULT_RESAMPLES = 10_000

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from copilot.core.errors import SessionNotFoundError, SpeedcopilotError
-from copilot.core.events import EVENTS_FILE, Event, read_events
+from copilot.core.session.events import EVENTS_FILE, Event, read_events
 
 ARCHIVE_ROOT = "speedcopilot-export"
 EXPORT_FORMAT_VERSION = 1

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from copilot.core.errors import ConfigError
-from copilot.core.events import EVENTS_FILE, read_events
+from copilot.core.session.events import EVENTS_FILE, read_events
 
 KNOWN_MODES = ("copilot", "auto")
 DESIGNS = ("within", "crossed")

@@ -16,9 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from copilot.core import edits, prompts
+from copilot.core import edits
+from copilot.core.llm import prompts
 from copilot.core.errors import EditApplyError, EditParseError, ProviderError
-from copilot.core.providers import Completion, Provider
+from copilot.core.llm.providers import Completion, Provider
 
 RETRY_NOTICE = "\n\n[the answer could not be applied; asking the model again]\n\n"
 

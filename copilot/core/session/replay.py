@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
 
 from copilot.core.errors import SessionNotFoundError, WorkspaceError
-from copilot.core.events import EVENTS_FILE, Event
-from copilot.core.projection import SessionState
-from copilot.core.workspace import Workspace
+from copilot.core.session.events import EVENTS_FILE, Event
+from copilot.core.session.projection import SessionState
+from copilot.core.session.workspace import Workspace
 
 DECISION_TYPES = frozenset({"suggestion_received", "hunk_decided", "commit_created"})
 BUNDLE_FILE = "workspace.bundle"

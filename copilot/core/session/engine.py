@@ -26,11 +26,11 @@ from copilot.core.errors import (
     SessionNotFoundError,
     SpeedcopilotError,
 )
-from copilot.core.events import EVENTS_FILE, Event, EventLog, read_events
-from copilot.core.metrics import MetricPoint
-from copilot.core.projection import CommitView, RunView, SessionState, SuggestionView
+from copilot.core.session.events import EVENTS_FILE, Event, EventLog, read_events
+from copilot.core.runs.metrics import MetricPoint
+from copilot.core.session.projection import CommitView, RunView, SessionState, SuggestionView
 from copilot.core.tracks.base import Track
-from copilot.core.workspace import Workspace
+from copilot.core.session.workspace import Workspace
 
 WORKSPACE_DIR = "workspace"
 RUNS_DIR = "runs"
@@ -242,7 +242,7 @@ class Session:
         attempts: list[Any] | None = None,
     ) -> SuggestionView:
         """Ask the provider for hunks. `attempts` replaces the default history (the last runs) in the prompt."""
-        from copilot.core import prompts, suggest
+        from copilot.core.llm import prompts, suggest
 
         suggestion_id = f"s{len(self.state.suggestions) + 1}"
         self.log.append("suggestion_requested", suggestion_id=suggestion_id, instruction=instruction)
@@ -522,7 +522,7 @@ class Session:
     def _flag_timer_gap(self, run_id: str, result: Any) -> None:
         """A script's own train_time can be gamed; compare it with the runner's wall clock."""
         try:
-            from copilot.core.guard import timer_gap_flag
+            from copilot.core.edits.guard import timer_gap_flag
         except ImportError:
             return
         if result.train_time_ms is None or result.wall_time_s is None:
@@ -569,7 +569,7 @@ class Session:
 
     def _guard(self, commit: str, allow_findings: bool) -> None:
         try:
-            from copilot.core import guard
+            from copilot.core.edits import guard
         except ImportError:
             return
         start = self.state.start_commit or commit
@@ -587,7 +587,7 @@ class Session:
 
     def _prompt_context(self, files: Mapping[str, str], instruction: str | None,
                         attempts: list[Any] | None = None) -> Any:
-        from copilot.core import prompts
+        from copilot.core.llm import prompts
 
         hints = {lv: text for lv in self.options.hint_levels
                  if (text := self.track.hint(self.state.record, lv))}
@@ -608,7 +608,7 @@ class Session:
         )
 
     def _attempts(self) -> list[Any]:
-        from copilot.core import prompts
+        from copilot.core.llm import prompts
 
         subjects = {c.sha: c.message for c in self.state.commits}
         attempts = []

@@ -565,7 +565,7 @@ class OracleProvider:
     def _current(self, messages: Sequence[Mapping[str, str]]) -> dict[str, str]:
         if self.current_files is not None:
             return dict(self.current_files())
-        from copilot.core.prompts import files_from_messages
+        from copilot.core.llm.prompts import files_from_messages
 
         shown = files_from_messages(messages)
         try:

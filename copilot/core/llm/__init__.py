@@ -1,0 +1,1 @@
+"""Talking to models: providers (openai, oracle, replay), prompt construction, the ask-and-retry loop."""

@@ -1,0 +1,1 @@
+"""Sessions as research data: FSR and statistics, studies, exports."""

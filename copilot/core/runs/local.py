@@ -1,0 +1,244 @@
+"""The local runner: a training command as a detached process group on this machine, re-attachable."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from copilot.core.errors import RunError
+from copilot.core.runs.base import (
+    EXIT_CODE,
+    OUTPUT_LOG,
+    RUN_JSON,
+    RunHandle,
+    RunSpec,
+    _write_json_atomic,
+    read_exit_code,
+    read_run_info,
+)
+
+# Runs the command, then records its exit status next to the log. `$1` is the run folder (absolute), the rest
+# is the command. The shell stays the process-group leader, so killing the group stops everything it started.
+_WRAPPER = (
+    'd="$1"; shift; "$@"; c=$?; '
+    'printf "%s\\n" "$c" > "$d/exit_code.tmp" && mv -f "$d/exit_code.tmp" "$d/exit_code"; '
+    'exit "$c"'
+)
+
+
+def _proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, process group, start time in clock ticks) from /proc, or None where /proc is absent."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+        rest = raw[raw.rindex(")") + 2 :].split()  # the command name may hold spaces and parentheses
+        return rest[0], int(rest[2]), int(rest[19])
+    except (OSError, ValueError, IndexError):  # gone, or exiting while we read
+        return None
+
+
+def _pid_running(pid: int, start_ticks: int | None) -> bool:
+    """True if pid is a live (not zombie) process and, where known, the same one we started (pid reuse)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = _proc_stat(pid)
+    if stat is None:
+        return not Path("/proc/self/stat").exists()  # no /proc at all: trust kill(0)
+    state, _, ticks = stat
+    if state in ("Z", "X"):
+        return False
+    return start_ticks is None or ticks == start_ticks
+
+
+def group_members(pgid: int) -> list[int] | None:
+    """Live (non-zombie) pids of a process group; None where /proc cannot tell."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return None
+    members = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        stat = _proc_stat(int(entry.name))
+        if stat is not None and stat[1] == pgid and stat[0] not in ("Z", "X"):
+            members.append(int(entry.name))
+    return members
+
+
+def group_alive(pgid: int) -> bool:
+    members = group_members(pgid)
+    if members is not None:
+        return bool(members)
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class LocalRunHandle(RunHandle):
+    def __init__(
+        self,
+        run_id: str,
+        run_dir: Path,
+        pid: int,
+        pgid: int,
+        started_at: float,
+        start_ticks: int | None = None,
+        proc: subprocess.Popen[bytes] | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.run_dir = run_dir
+        self.pid = pid
+        self.pgid = pgid
+        self.started_at = started_at
+        self.start_ticks = start_ticks
+        self._proc = proc
+
+    def is_alive(self) -> bool:
+        if self._proc is not None:
+            return self._proc.poll() is None
+        if (self.run_dir / EXIT_CODE).exists():
+            return False
+        return _pid_running(self.pid, self.start_ticks)
+
+    def exit_code(self) -> int | None:
+        code = read_exit_code(self.run_dir)
+        if code is None and self._proc is not None:
+            return self._proc.poll()  # negative: killed by that signal
+        return code
+
+    def kill(self, grace_s: float = 5.0) -> None:
+        if not self._group_is_ours():
+            return
+        self._signal(signal.SIGTERM)
+        if not self._wait_gone(grace_s):
+            self._signal(signal.SIGKILL)
+            self._wait_gone(5.0)
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def _group_is_ours(self) -> bool:
+        """False when the leader's pid now belongs to another process (the run ended long ago and the number
+        was reused): then the group number is someone else's and must not be signalled."""
+        if self.start_ticks is None:
+            return True
+        stat = _proc_stat(self.pgid)
+        return stat is None or stat[2] == self.start_ticks
+
+    def _signal(self, sig: int) -> None:
+        try:
+            os.killpg(self.pgid, sig)
+        except ProcessLookupError:
+            pass
+        except PermissionError as exc:
+            raise RunError(f"not allowed to signal run {self.run_id} (process group {self.pgid}): {exc}") from exc
+
+    def _wait_gone(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self._proc is not None:
+                self._proc.poll()  # reap our own child so it does not linger as a zombie
+            if not group_alive(self.pgid):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+
+# -- the local runner ------------------------------------------------------------------------------------
+
+
+def _resolve_executable(command: list[str], cwd: Path, env: dict[str, str]) -> None:
+    program = command[0]
+    if os.sep in program:
+        path = Path(program) if os.path.isabs(program) else cwd / program
+        if not path.exists():
+            raise RunError(f"cannot start run: {path} does not exist")
+        return
+    if shutil.which(program, path=env.get("PATH")) is None:
+        raise RunError(f"cannot start run: command {program!r} not found on PATH; install it or give a full path")
+
+
+class LocalRunner:
+    """Starts runs as detached process groups on this machine; re-attaches to them from their folder."""
+
+    name = "local"
+
+    def start(self, spec: RunSpec) -> LocalRunHandle:
+        if not spec.command:
+            raise RunError("cannot start run: the command is empty")
+        cwd = Path(spec.cwd)
+        if not cwd.is_dir():
+            raise RunError(f"cannot start run: working directory {cwd} does not exist")
+        run_dir = Path(spec.run_dir).resolve()
+        if (run_dir / RUN_JSON).exists():
+            raise RunError(f"run folder {run_dir} already holds a run; use a new run id")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **spec.env}
+        env["SPEEDCOPILOT_RUN_ID"] = spec.run_id
+        env["SPEEDCOPILOT_RUN_DIR"] = str(run_dir)
+        _resolve_executable(spec.command, cwd, env)
+        argv = ["/bin/sh", "-c", _WRAPPER, "sh", str(run_dir), *spec.command]
+        with open(run_dir / OUTPUT_LOG, "ab") as log:
+            started_at = time.time()
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise RunError(f"cannot start run {spec.run_id}: {exc}") from exc
+        stat = _proc_stat(proc.pid)
+        info = {
+            "run_id": spec.run_id,
+            "runner": self.name,
+            "pid": proc.pid,
+            "pgid": proc.pid,  # start_new_session: the wrapper leads its own session and group
+            "start_ticks": stat[2] if stat else None,
+            "command": list(spec.command),
+            "cwd": str(cwd.resolve()),
+            "started_at": started_at,
+            "host": socket.gethostname(),
+            "target_val_loss": spec.target_val_loss,
+            "timeout_s": spec.timeout_s,
+            "hang_timeout_s": spec.hang_timeout_s,
+        }
+        _write_json_atomic(run_dir / RUN_JSON, info)
+        return LocalRunHandle(spec.run_id, run_dir, proc.pid, proc.pid, started_at, info["start_ticks"], proc)
+
+    def attach(self, run_dir: Path) -> LocalRunHandle:
+        info = read_run_info(run_dir)
+        if info.get("runner", self.name) != self.name:
+            raise RunError(f"run in {run_dir} was started by the {info['runner']!r} runner, not {self.name!r}")
+        try:
+            return LocalRunHandle(
+                run_id=str(info["run_id"]),
+                run_dir=Path(run_dir).resolve(),
+                pid=int(info["pid"]),
+                pgid=int(info["pgid"]),
+                started_at=float(info["started_at"]),
+                start_ticks=info.get("start_ticks"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RunError(f"{run_dir / RUN_JSON} is incomplete ({exc}); the run cannot be re-attached") from exc
+
+

@@ -1,0 +1,172 @@
+"""Watching a run: tail its output.log, stop it on divergence, hang or timeout, classify how it ended."""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from copilot.core.runs.base import (
+    OUTPUT_LOG,
+    Outcome,
+    RunHandle,
+    RunResult,
+    RunSpec,
+    classify,
+    is_cancelled,
+    reached_target,
+    summarize,
+    write_result,
+)
+from copilot.core.runs.logparse import LogParser
+from copilot.core.runs.metrics import MetricPoint
+
+READ_CHUNK = 1 << 20  # bytes per read while tailing; a replay of a long log yields to the loop between chunks
+
+# -- watching --------------------------------------------------------------------------------------------
+
+
+class _Tail:
+    """Reads what was appended to the run's log and feeds it to the parser and the callbacks."""
+
+    def __init__(
+        self,
+        path: Path,
+        parser: LogParser,
+        on_line: Callable[[str], None] | None,
+        on_metric: Callable[[MetricPoint], None] | None,
+        from_offset: int,
+    ) -> None:
+        self.path = path
+        self.parser = parser
+        self.on_line = on_line
+        self.on_metric = on_metric
+        self.from_offset = from_offset
+        self._fh: Any = None
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def _open(self) -> bool:
+        if self._fh is not None:
+            return True
+        try:
+            self._fh = open(self.path, "rb")
+        except FileNotFoundError:
+            return False
+        # Lines before from_offset are parsed without callbacks, so the result still covers the whole run.
+        remaining = self.from_offset
+        while remaining > 0:
+            data = self._fh.read(min(remaining, READ_CHUNK))
+            if not data:
+                break
+            remaining -= len(data)
+            self.parser.feed(self._decoder.decode(data))
+        return True
+
+    async def read(self) -> bool:
+        """Consume everything appended since the last call; True if anything was."""
+        if not self._open():
+            return False
+        got = False
+        while True:
+            data = self._fh.read(READ_CHUNK)
+            if not data:
+                return got
+            got = True
+            self._emit(self.parser.feed(self._decoder.decode(data), self.on_line))
+            if len(data) == READ_CHUNK:
+                await asyncio.sleep(0)
+
+    def finish(self) -> None:
+        tail = self._decoder.decode(b"", final=True)
+        points = self.parser.feed(tail, self.on_line) if tail else []
+        self._emit(points + self.parser.flush(self.on_line))
+
+    def _emit(self, points: list[MetricPoint]) -> None:
+        if self.on_metric is not None:
+            for point in points:
+                self.on_metric(point)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+async def _kill(handle: RunHandle, grace_s: float) -> None:
+    await asyncio.to_thread(handle.kill, grace_s)
+
+
+async def watch_run(
+    handle: RunHandle,
+    spec: RunSpec,
+    on_line: Callable[[str], None] | None = None,
+    on_metric: Callable[[MetricPoint], None] | None = None,
+    poll_s: float = 0.1,
+    from_offset: int = 0,
+    *,
+    kill_grace_s: float = 5.0,
+    save_result: bool = True,
+) -> RunResult:
+    """Tail the run's output.log until the run ends; stop it on divergence, hang or timeout; classify it.
+
+    Callbacks get the lines and points after from_offset (bytes); what came before is parsed silently so the
+    result covers the whole run. Cancelling the task that awaits this stops the watching, never the run.
+    The result is also written to run_dir/result.json unless save_result is False.
+    """
+    parser = LogParser()
+    tail = _Tail(handle.run_dir / OUTPUT_LOG, parser, on_line, on_metric, from_offset)
+    killed_for: Outcome | None = None
+    cancelled = False
+    last_output = time.monotonic()
+    saw_alive = False
+    try:
+        while True:
+            if await tail.read():
+                last_output = time.monotonic()
+            alive = handle.is_alive()
+            saw_alive = saw_alive or alive
+            if parser.nan_seen:
+                killed_for = Outcome.DIVERGED
+            elif is_cancelled(handle.run_dir):
+                cancelled = True
+            elif not alive:
+                break
+            elif spec.timeout_s is not None and time.time() - handle.started_at > spec.timeout_s:
+                killed_for = Outcome.TIMED_OUT
+            elif spec.hang_timeout_s is not None and time.monotonic() - last_output > spec.hang_timeout_s:
+                killed_for = Outcome.HUNG
+            if killed_for is not None or cancelled:
+                await _kill(handle, kill_grace_s)
+                break
+            await asyncio.sleep(poll_s)
+        await tail.read()
+        tail.finish()
+    finally:
+        tail.close()
+    ended = handle.ended_at()
+    if ended is None:
+        # Killed (no exit status written): it ended now, or, if it was already dead when we came, at its
+        # last output.
+        ended = time.time() if saw_alive else _mtime(handle.run_dir / OUTPUT_LOG) or time.time()
+    wall_time_s = max(0.0, ended - handle.started_at)
+    exit_code = handle.exit_code()
+    outcome = classify(
+        exit_code=exit_code,
+        reached_target=reached_target(parser.points, spec.target_val_loss),
+        nan_seen=parser.nan_seen,
+        cancelled=cancelled or is_cancelled(handle.run_dir),
+        killed_for=killed_for,
+    )
+    result = summarize(handle.run_id, parser, spec.target_val_loss, outcome, exit_code, wall_time_s)
+    if save_result:
+        write_result(handle.run_dir, result)
+    return result

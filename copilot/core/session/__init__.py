@@ -1,0 +1,27 @@
+"""The session: one event log, one git workspace, one engine that drives the loop.
+
+    events.py      events.jsonl writer (lock, append + fsync) and tolerant reader
+    projection.py  SessionState = fold(events), rendered by every driver
+    workspace.py   the git repo of a session: provenance trailers, run notes, undo, branches
+    engine.py      Session: propose -> review -> commit -> run -> observe, every step an event
+    replay.py      ReplayPlayer: a recorded session on a timeline, fed to the same projection
+"""
+
+from copilot.core.session.engine import (
+    RUNS_DIR,
+    WORKSPACE_DIR,
+    HunkDecision,
+    Session,
+    SessionOptions,
+    ensure_not_open,
+    host_info,
+    list_session_dirs,
+    load_state,
+    new_session_id,
+    resolve_session_dir,
+)
+
+__all__ = [
+    "RUNS_DIR", "WORKSPACE_DIR", "HunkDecision", "Session", "SessionOptions", "ensure_not_open", "host_info",
+    "list_session_dirs", "load_state", "new_session_id", "resolve_session_dir",
+]
