@@ -70,6 +70,7 @@ def build_provider(settings: Settings, track: Any, record: int, name: str | None
         timeout_s=settings.request_timeout_s,
         deadline_s=settings.request_deadline_s,
         max_retries=settings.max_retries,
+        max_tokens=settings.max_tokens,
         prices=settings.prices,
         track=track,
         record=record,
