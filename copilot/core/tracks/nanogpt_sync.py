@@ -98,6 +98,7 @@ class SyncedRecord:
     note: str | None = None  # why there is no code, or what was picked
     code_source: str | None = None  # CODE_FROM_LOG | CODE_FROM_SCRIPT | CODE_FROM_TEMPLATE
     environment: dict[str, str] = field(default_factory=dict)  # what the record's log says it ran with
+    requirements: dict[str, str] = field(default_factory=dict)  # torch/triton the record needs, and the source
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> "SyncedRecord":
@@ -422,6 +423,30 @@ def log_environment(log_text: str) -> dict[str, str]:
     return env
 
 
+# What the benchmark's environments used (LS conda_envs, README: torch 2.7.1 for records 1-18 with triton 3.1
+# for 1-11 and 3.3 for 12-18; records 19-21 needed a torch nightly of early 2025).
+_BENCHMARK_ERAS = (
+    (range(1, 12), {"torch": "2.7.1", "triton": "3.1.0", "source": "the benchmark's environment for records 1-11"}),
+    (range(12, 19), {"torch": "2.7.1", "triton": "3.3.0", "source": "the benchmark's environment for records 12-18"}),
+    (range(19, 22), {"torch": "2.7.0.dev20250125", "nightly": "yes",
+                     "source": "the benchmark's environment for records 19-21 (a torch nightly)"}),
+)
+
+
+def era_requirements(number: int, environment: dict[str, str]) -> dict[str, str]:
+    """The torch/triton a record needs: the benchmark's environments for records 1-21, else what its log
+    says it ran with (later records pin their own); {} when nothing states it."""
+    for numbers, needs in _BENCHMARK_ERAS:
+        if number in numbers:
+            return dict(needs)
+    needs = {k: environment[k] for k in ("torch", "triton") if k in environment}
+    if needs:
+        needs["source"] = "the record's log"
+        if ".dev" in needs.get("torch", ""):
+            needs["nightly"] = "yes"
+    return needs
+
+
 def _to_float(text: str) -> float | None:
     try:
         return float(text)
@@ -612,6 +637,7 @@ def apply_benchmark(index: SyncIndex, benchmark: Path, cache_dir: Path | None = 
         rec.code_paths = [(dest_rel / MAIN_SCRIPT).as_posix()]
         rec.has_code = True
         rec.code_source = CODE_FROM_TEMPLATE
+        rec.requirements = era_requirements(number, {})
         upstream_note = f"; upstream: {rec.note}" if rec.note else ""
         rec.note = f"script from the {CODE_FROM_TEMPLATE} record_{number}/{BENCHMARK_SCRIPT}{upstream_note}"
     hints_dir = _copy_hints(root / BENCHMARK_HINTS, benchmark_cache_dir(cache_dir) / "hints")
@@ -675,6 +701,7 @@ def _sync_one(row: ReadmeRow, clone_dir: Path, out_dir: Path, progress: Progress
         main, companions = split_companions(text)
         _write_code(rec, dest, final_rel, ExtractedCode(main=main, companions=companions))
         rec.code_source = CODE_FROM_SCRIPT
+        rec.requirements = era_requirements(rec.number, {})
         rec.note = f"script {source.name} (no log)"
         return rec
     rec.steps, rec.val_loss = last_val(text)
@@ -684,6 +711,7 @@ def _sync_one(row: ReadmeRow, clone_dir: Path, out_dir: Path, progress: Progress
     (dest / "record.log").write_text(log_rest, encoding="utf-8")
     rec.log_copy = (final_rel / "record.log").as_posix()
     rec.environment = log_environment(log_rest)
+    rec.requirements = era_requirements(rec.number, rec.environment)
     if code is None:
         rec.note = "log holds no training code (llm.c format)" if _LLMC_VAL.search(text) else "log holds no code"
         return rec
