@@ -133,7 +133,8 @@ def _nvidia_smi() -> list[Any]:
 
 
 def run_doctor(track: Any, *, record: int | None = None, gpus: int = 1, runner_url: str = "local",
-               python: str | None = None, all_records: bool = False, probes: Probes | None = None) -> DoctorReport:
+               python: str | None = None, all_records: bool = False, probes: Probes | None = None,
+               ssh_options: list[str] | None = None) -> DoctorReport:
     """Check that a run of `track` (record `record`, on `gpus` GPUs, through `runner_url`) would work."""
     probes = probes or Probes()
     report = DoctorReport()
@@ -143,7 +144,7 @@ def run_doctor(track: Any, *, record: int | None = None, gpus: int = 1, runner_u
         return report
     remote = runner_url.startswith("ssh://")
     if remote:
-        report.checks += check_remote(runner_url, gpus, probes)
+        report.checks += check_remote(runner_url, gpus, probes, ssh_options or [])
     else:
         report.checks += check_local_machine(gpus, python or sys.executable, record, track, probes)
         add(check_shards(track.data_root))
@@ -403,16 +404,18 @@ REMOTE_PROBE = (
 )
 
 
-def check_remote(runner_url: str, gpus: int, probes: Probes) -> list[Check]:
+def check_remote(runner_url: str, gpus: int, probes: Probes, ssh_options: list[str] | None = None) -> list[Check]:
     from copilot.core.runs.ssh import SshTarget
 
     try:
         target = SshTarget.parse(runner_url)
     except SpeedcopilotError as exc:
         return [Check("runner", FAIL, str(exc), "use --runner ssh://[user@]host[:port]/path")]
-    run = probes.remote or _ssh_run
     try:
-        proc = run(runner_url, REMOTE_PROBE)
+        if probes.remote is not None:
+            proc = probes.remote(runner_url, REMOTE_PROBE)
+        else:
+            proc = _ssh_run(runner_url, REMOTE_PROBE, ssh_options or [])
     except (OSError, subprocess.SubprocessError) as exc:
         return [Check("ssh", FAIL, f"ssh to {target.host} failed: {exc}",
                       f"check that `ssh {target.host}` works without a password prompt")]
@@ -443,7 +446,7 @@ def check_remote(runner_url: str, gpus: int, probes: Probes) -> list[Check]:
     return checks
 
 
-def _ssh_run(runner_url: str, script: str) -> subprocess.CompletedProcess[str]:
+def _ssh_run(runner_url: str, script: str, options: list[str]) -> subprocess.CompletedProcess[str]:
     from copilot.core.runs.ssh import SshTarget
 
     target = SshTarget.parse(runner_url)
@@ -452,7 +455,7 @@ def _ssh_run(runner_url: str, script: str) -> subprocess.CompletedProcess[str]:
         argv += ["-p", str(target.port)]
     if target.user:
         argv += ["-l", target.user]
-    argv += [target.host, "sh -c " + shlex.quote(script)]
+    argv += [*options, target.host, "sh -c " + shlex.quote(script)]
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
 
 
