@@ -151,3 +151,31 @@ def test_a_real_crashing_process_gets_a_summary(tmp_path: Path) -> None:
     result = asyncio.run(watch_run(handle, spec))
     assert result.outcome is Outcome.CRASHED and result.exit_code == 1
     assert result.error_summary == "rank 0: AssertionError at train_gpt.py:40 (assert torch.cuda.is_available())"
+
+
+def test_the_run_command_prints_the_readable_cause(tmp_path: Path) -> None:
+    import os
+    import shutil
+    import subprocess
+
+    from copilot.core.llm.providers import OracleProvider
+    from copilot.core.session import Session
+    from copilot.core.tracks.micro import MicroTrack
+    from copilot.core.tracks.microdata import prepare_micro_data
+
+    data_dir = tmp_path / "data"
+    prepare_micro_data(data_dir, size="small")
+    track = MicroTrack(data_dir=data_dir)
+    session = Session.create(tmp_path / "sessions", track, 0, OracleProvider(track, 0))
+    lines = rank_traceback(0, 40, "assert torch.cuda.is_available()", "AssertionError") + torchrun_block(0)
+    (session.workspace.path / track.script_name).write_text(
+        "import sys\nsys.stderr.write(" + repr("\n".join(lines) + "\n") + ")\nsys.exit(1)\n")
+    session.commit_external_edit("crash like a rank under torchrun")
+    session.close()
+    exe = shutil.which("speedcopilot") or str(Path(sys.executable).parent / "speedcopilot")
+    result = subprocess.run([exe, "run", "--session", "last", "--quiet", "--session-dir", str(tmp_path / "sessions")],
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "COLUMNS": "200", "SPEEDCOPILOT_DATA_DIR": str(data_dir)})
+    assert result.returncode == 1 and "crashed" in result.stdout
+    assert "rank 0: AssertionError at train_gpt.py:40 (assert torch.cuda.is_available())" in result.stdout
+    assert "ChildFailedError" not in result.stdout
