@@ -145,6 +145,7 @@ class Session:
             message=f"{track.name} record {record}: {info.name}",
             trailers={"Provenance": "start", "Track": track.name, "Record": str(record)},
         )
+        track.prepare_workdir(workspace.path)
         log = EventLog(session_dir)
         log.open()
         state = SessionState()
@@ -419,6 +420,7 @@ class Session:
     def start_run(self, allow_guard_findings: bool = True) -> RunView:
         from copilot.core import runs
 
+        self.track.prepare_workdir(self.workspace.path)
         self.workspace.require_clean()
         commit = self.workspace.head_sha()
         self._guard(commit, allow_guard_findings)
