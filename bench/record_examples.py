@@ -73,15 +73,15 @@ async def record_copilot(sessions: Path, track: MicroTrack) -> Path:
         if kinds.count("reject") != 1 or kinds.count("edit") != 1 or kinds.count("accept") < 2:
             raise SystemExit(f"the oracle's answer changed shape ({len(view.hunks)} hunks: {kinds}); "
                              "update the decisions in bench/record_examples.py")
-        commit = session.decide(view.id, decisions)
+        commit = await session.decide(view.id, decisions)
         if commit is None:
             raise SystemExit("the decisions produced no commit")
         _pause(1.0)
-        run = session.start_run()
-        result = await session.watch_run(run.run_id)
-        print(f"  copilot-oracle: commit {commit.sha[:7]}, run {run.run_id} {result.outcome}")
+        run = await session.start_run(started_by="example")
+        result = await session.wait_run(run.run_id)
+        print(f"  copilot-oracle: commit {commit.sha[:7]}, run {run.run_id} {result.outcome.value}")
     finally:
-        session.close(reason="user")
+        await session.close(reason="user")
     return session.dir
 
 
@@ -100,7 +100,7 @@ async def record_auto(sessions: Path, track: MicroTrack) -> Path:
         print(f"  auto-greedy: {summary.stop_reason} ({summary.detail}); {len(summary.nodes)} node(s)")
     finally:
         if session.log.is_open:
-            session.close(reason="recorded")
+            await session.close(reason="recorded")
     return session.dir
 
 

@@ -21,6 +21,7 @@ from copilot.agent.policies import POLICIES, Policy, debuggable_leaves, get_poli
 from copilot.agent.tree import AgentTree
 from copilot.config import DEFAULT_PRICES
 from copilot.core.errors import ConfigError
+from copilot.core.session import schema as s
 from copilot.core.session.events import Event
 from copilot.core.llm.providers import OpenAIProvider, OracleProvider
 from copilot.core.session import Session, SessionOptions
@@ -43,7 +44,8 @@ def openai_provider(server: OpenAIServer, model: str = "test-model") -> OpenAIPr
 
 
 def ev(seq: int, type_: str, t: float = 0.0, **data) -> Event:
-    return Event(seq=seq, t=t, type=type_, data=data)
+    """An event through the schema's typed body (a field the schema does not know fails here)."""
+    return Event.of(seq, t, s.BODY_TYPES[type_](**data))
 
 
 def script_at(session: Session, node_id: int) -> str:
@@ -150,8 +152,8 @@ async def test_tree_marks_buggy_nodes_and_stops_on_the_node_budget(tmp_path: Pat
     assert scored[1][0].get("time_to_target_ms") < scored[0][0].get("time_to_target_ms")
     assert "DECAY = 0.94" in script_at(session, 1) and "raise SystemExit(1)" in script_at(session, 2)
     assert summary.stop_reason == "budget" and summary.best.id == 1 and summary.buggy == 3
-    decided = A.of_type(session.dir, "hunk_decided")
-    assert decided and all(e.get("decision") == "accept" and e.get("decision_time_s") == 0 for e in decided)
+    decided = [d for e in A.of_type(session.dir, "suggestion_decided") for d in e.body.decisions]
+    assert decided and all(d.action == "accept" and d.decision_time_s == 0 for d in decided)
     types = [e.type for e in A.events(session.dir)]
     assert types[-2:] == ["budget_exhausted", "session_ended"]
     assert A.of_type(session.dir, "session_ended")[-1].get("reason") == "budget_exhausted"
@@ -288,7 +290,7 @@ async def test_pause_resume_and_take_over(tmp_path: Path) -> None:
     kinds = [e.get("kind") for e in A.of_type(session.dir, "note")]
     assert "agent_paused" in kinds and "agent_resumed" in kinds
     assert A.of_type(session.dir, "mode_changed")[-1].get("mode") == "copilot"
-    session.close()
+    await session.close()
 
 
 async def test_resume_after_kill_reattaches_and_redoes_nothing(tmp_path: Path) -> None:
@@ -305,7 +307,7 @@ async def test_resume_after_kill_reattaches_and_redoes_nothing(tmp_path: Path) -
         assert summary.stop_reason == "stopped"
         live = session.live_runs()
         assert len(live) == 1
-        session.log.close()  # the process dies: no session_ended, the run keeps going
+        session.abandon()  # the process dies: no session_ended, no watcher, the run keeps going
         resumed = Session.open(tmp_path / "sessions", session.id, FixtureTrack(), openai_provider(server),
                                options=SessionOptions(hang_timeout_s=30.0, edit_retries=0))
         summary = await AutonomousAgent(resumed, get_policy("greedy"), Budget(nodes=2)).run()

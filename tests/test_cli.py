@@ -80,10 +80,11 @@ def _recorded_session(root: Path) -> str:
         import asyncio
 
         view = asyncio.run(session.request_suggestion())
-        session.decide(view.id, [HunkDecision(h.index, "accept", decision_time_s=1.0) for h in view.hunks])
+        asyncio.run(session.decide(view.id, [HunkDecision(h.index, "accept", decision_time_s=1.0)
+                                             for h in view.hunks]))
         return session.id
     finally:
-        session.close()
+        session.close_now(reason="user")
 
 
 def test_sessions_list_and_show(tmp_path: Path) -> None:
@@ -115,7 +116,7 @@ def test_open_session_is_refused_elsewhere(tmp_path: Path) -> None:
         assert result.returncode == 1
         assert "already open" in result.stderr and "Traceback" not in result.stderr
     finally:
-        session.close()
+        session.close_now(reason="user")
 
 
 def test_headless_run_trains_the_current_commit_of_a_micro_session(tmp_path: Path) -> None:
@@ -126,7 +127,7 @@ def test_headless_run_trains_the_current_commit_of_a_micro_session(tmp_path: Pat
     prepare_micro_data(data_dir, size="small")
     track = MicroTrack(data_dir=data_dir)
     session = Session.create(tmp_path / "sessions", track, 0, OracleProvider(track, 0))
-    session.close()
+    session.close_now(reason="user")
     env = {"SPEEDCOPILOT_DATA_DIR": str(data_dir), "MICRO_MAX_STEPS": "4", "MICRO_VAL_EVERY": "2",
            "MICRO_VAL_WINDOWS": "4"}
     result = cli("run", "--session", "last", "--quiet", "--session-dir", str(tmp_path / "sessions"), env=env,

@@ -326,12 +326,16 @@ def test_wrong_field_types_never_crash(tmp_path: Path) -> None:
     ]
     (sdir / "events.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     row = summarize_session(sdir)
-    assert row.mode == "auto" and row.record is None and row.fsr is None
-    assert row.suggestions == 1 and row.prompt_tokens == 0
-    assert row.runs_finished == 1 and row.best_time_to_target_s is None  # "abc" is no time
+    # an event of the wrong shape is reported with its line and skipped, never half-read
+    assert row.mode is None and row.record is None and row.fsr is None
+    assert row.suggestions == 0 and row.prompt_tokens == 0 and row.runs_finished == 0
     assert row.wall_time_s == pytest.approx(6.0)
-    assert any("brand_new_event" in p for p in row.problems)
-    assert any("line 6" in p for p in row.problems)
+    problems = "\n".join(row.problems)
+    assert "line 1: session_started.record should be int" in problems
+    assert "line 2: suggestion_received event without suggestion_id" in problems
+    assert "line 4: run_finished event without outcome" in problems
+    assert "line 5: run_finished event without run_id" in problems
+    assert "line 6: unreadable" in problems and "brand_new_event" in problems
 
 
 def test_missing_or_headless_logs(tmp_path: Path) -> None:

@@ -170,10 +170,19 @@ def test_the_run_command_prints_the_readable_cause(tmp_path: Path) -> None:
     lines = rank_traceback(0, 40, "assert torch.cuda.is_available()", "AssertionError") + torchrun_block(0)
     (session.workspace.path / track.script_name).write_text(
         "import sys\nsys.stderr.write(" + repr("\n".join(lines) + "\n") + ")\nsys.exit(1)\n")
-    session.commit_external_edit("crash like a rank under torchrun")
-    session.close()
+    import asyncio
+
+    asyncio.run(session.commit_external_edit("crash like a rank under torchrun"))
+    session.close_now(reason="user")
     exe = shutil.which("speedcopilot") or str(Path(sys.executable).parent / "speedcopilot")
-    result = subprocess.run([exe, "run", "--session", "last", "--quiet", "--session-dir", str(tmp_path / "sessions")],
+    blocked = subprocess.run([exe, "run", "--session", "last", "--quiet", "--session-dir", str(tmp_path / "sessions")],
+                             capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "COLUMNS": "200", "SPEEDCOPILOT_DATA_DIR": str(data_dir)})
+    # the script was replaced wholesale: the guard refuses, in one line, and says how to go on
+    assert blocked.returncode == 1 and "integrity guard refused" in blocked.stderr
+    assert "--run-anyway" in blocked.stderr and "Traceback" not in blocked.stderr
+    result = subprocess.run([exe, "run", "--session", "last", "--quiet", "--run-anyway",
+                             "--session-dir", str(tmp_path / "sessions")],
                             capture_output=True, text=True, timeout=120,
                             env={**os.environ, "COLUMNS": "200", "SPEEDCOPILOT_DATA_DIR": str(data_dir)})
     assert result.returncode == 1 and "crashed" in result.stdout

@@ -13,6 +13,7 @@ import pytest
 from copilot.core.research.compare import summarize_session
 from copilot.core.errors import SessionNotFoundError
 from copilot.core.research.export import ARCHIVE_ROOT, Scrubber, export_sessions, participant_hash
+from copilot.core.session import schema as s
 from copilot.core.session.events import read_events
 from tests.support.eventlog_builder import SessionBuilder, git, make_workspace
 
@@ -66,16 +67,17 @@ def build_fixture_session(root: Path, name: str = "alice.smith-2026-01-05") -> P
     b.run(commits[1], final_val_loss=1.28, time_to_target_ms=80_000,
           command=[f"/home/{USER}/.venv/bin/python", "train_gpt.py"])
     b.commit(None, sha=commits[2], parent=commits[1], provenance="human", message="Undo")
-    b.emit("suggestion_failed", suggestion_id="s2", error=f"401 from server: Authorization: Bearer {BEARER}",
-           prompt_tokens=0, completion_tokens=0, cost_usd=0.0)
+    b.emit(s.SuggestionFailed(suggestion_id="s2", error=f"401 from server: Authorization: Bearer {BEARER}",
+                              prompt_tokens=0, completion_tokens=0, cost_usd=0.0))
     b.note(f"ssh -l {USER} {HOST} password: hunter2; short host alice-laptop; pasted api_key={KEY}")
     b.end()
     # lines EventLog itself refuses to write (secret-named keys), as an older or buggy writer might have
     with open(session / "events.jsonl", "a", encoding="utf-8") as handle:
-        handle.write(json.dumps({"v": 1, "seq": 100, "t": b.clock.now + 1, "type": "note", "text": "cfg",
+        last = b.log._seq
+        handle.write(json.dumps({"v": 1, "seq": last + 1, "t": b.clock.now + 1, "type": "note", "text": "cfg",
                                  "provider_config": {"api_key": KEY, "Authorization": f"Bearer {BEARER}",
                                                      "base_url": "http://127.0.0.1:8000/v1"}}) + "\n")
-        handle.write(json.dumps({"v": 1, "seq": 101, "t": b.clock.now + 2, "type": "note",
+        handle.write(json.dumps({"v": 1, "seq": last + 2, "t": b.clock.now + 2, "type": "note",
                                  "openai_api_key": KEY, "text": f"by {AUTHOR} from {session}"}) + "\n")
     return session
 
@@ -128,18 +130,19 @@ def test_anonymised_export_removes_everything_planted(tmp_path: Path) -> None:
     assert started.get("workspace") == "<workspace>"
     run = next(e for e in events.events if e.type == "run_started")
     assert run.get("command") == ["~/.venv/bin/python", "train_gpt.py"]
-    feedback = next(e for e in events.events if e.type == "feedback_given")
-    assert feedback.get("text") == "logs are in <path>/run1 and ~/notes.txt"
-    note = [e for e in events.events if e.type == "note"][0]
+    notes = [e for e in events.events if e.type == "note"]
+    assert notes[0].get("text") == "feedback on s1: logs are in <path>/run1 and ~/notes.txt"
+    note = notes[1]
     assert "ssh -l <user> <host>" in note.get("text") and "password: <secret>" in note.get("text")
-    cfg = [e for e in events.events if e.type == "note"][1]
+    cfg = notes[2]
     assert cfg.get("provider_config") == {"base_url": "http://127.0.0.1:8000/v1"}
     # code fields keep their code
     received = next(e for e in events.events if e.type == "suggestion_received")
     assert received.get("hunks")[0]["replace"] == "lr = 0e-2\n"
     assert "```\nlr = 1e-2\n```" in received.get("raw_text") and "<secret>" in received.get("raw_text")
-    decided = next(e for e in events.events if e.type == "hunk_decided")
-    assert decided.get("edited_replace") == f"lr = 1e-2  # per {hashed}\n"
+    decided = next(e for e in events.events if e.type == "suggestion_decided")
+    assert decided.body.decisions[0].edited_replace == f"lr = 1e-2  # per {hashed}\n"
+    assert decided.body.decisions[0].feedback == "mail me at <email>"
 
     # the research numbers survive the rewrite
     row = summarize_session(exported)

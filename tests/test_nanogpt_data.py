@@ -91,7 +91,7 @@ def test_the_workspace_link_never_makes_the_session_dirty(synced: NanoGPTTrack, 
         synced.prepare_workdir(ws)
         assert (ws / "data").is_symlink() and exclude == (ws / ".git" / "info" / "exclude").read_text()
     finally:
-        session.close()
+        session.close_now(reason="user")
 
 
 def test_synthetic_shards_suit_every_loader_era(tmp_path: Path) -> None:

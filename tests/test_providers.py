@@ -14,9 +14,8 @@ import pytest
 from openai import AsyncOpenAI
 
 from copilot.core import edits
-from copilot.core.llm import prompts
 from copilot.core.errors import ConfigError, ProviderError, TrackError
-from copilot.core.session.events import EventLog, read_events
+from copilot.core.llm import prompts
 from copilot.core.llm.providers import (
     Completion,
     OpenAIProvider,
@@ -26,6 +25,8 @@ from copilot.core.llm.providers import (
     cost_of,
     price_for,
 )
+from copilot.core.session import schema as sc
+from copilot.core.session.events import EventLog, read_events
 from copilot.core.tracks.base import RecordInfo
 from tests.support.openai_server import (
     OpenAIServer,
@@ -472,10 +473,10 @@ async def test_replay_answers_in_order_then_says_it_ran_out() -> None:
 
 async def test_replay_from_a_recorded_event_log(tmp_path: Path) -> None:
     with EventLog(tmp_path / "s1") as log:
-        log.append("suggestion_requested", suggestion_id="s1")
-        log.append("suggestion_received", suggestion_id="s1", raw_text="answer one", hunks=[])
-        log.append("suggestion_failed", suggestion_id="s2", error="boom")
-        log.append("suggestion_received", suggestion_id="s3", raw_text="answer two", hunks=[])
+        log.append(sc.SuggestionRequested(suggestion_id="s1"))
+        log.append(sc.SuggestionReceived(suggestion_id="s1", raw_text="answer one", hunks=[]))
+        log.append(sc.SuggestionFailed(suggestion_id="s2", error="boom"))
+        log.append(sc.SuggestionReceived(suggestion_id="s3", raw_text="answer two", hunks=[]))
     events = read_events(tmp_path / "s1" / "events.jsonl").events
     replay = ReplayProvider.from_events(events)
     assert [a.text for a in replay.answers] == ["answer one", "answer two"] and "2 recorded answers" in replay.label

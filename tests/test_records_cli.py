@@ -139,9 +139,11 @@ def test_sessions_and_compare_print_user_text_literally(tmp_path: Path) -> None:
     try:
         script = session.workspace.path / track.script_name
         script.write_text(script.read_text() + "\n# a human edit\n")
-        session.commit_external_edit("[bold]tuned[/bold] the lr\\")
+        import asyncio
+
+        asyncio.run(session.commit_external_edit("[bold]tuned[/bold] the lr\\"))
     finally:
-        session.close()
+        session.close_now(reason="user")
     shown = cli("sessions", "show", session.id, "--session-dir", str(root), columns=200).stdout.decode()
     assert "[bold]tuned[/bold] the lr\\" in shown and "the lr\\\\" not in shown
     assert "participant [red]p1[/red]\\\n" in shown

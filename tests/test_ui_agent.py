@@ -8,8 +8,10 @@ from copilot.core.session.events import EVENTS_FILE, read_events
 from copilot.core.llm.providers import OracleProvider
 from copilot.core.session import Session, SessionOptions
 from copilot.ui.app import CopilotApp
+from copilot.ui.drivers import AgentDriver, CopilotDriver
+from copilot.ui.screens.modals import QuitModal
 from tests.support.fixture_track import RECORD_1, FixtureTrack
-from tests.support.ui import wait_until
+from tests.support.ui import screen_text, wait_until
 
 
 def auto_session(tmp_path: Path, nodes: int) -> Session:
@@ -22,33 +24,54 @@ def types(session: Session) -> list[str]:
     return [e.type for e in read_events(session.dir / EVENTS_FILE).events]
 
 
+def footer_line(app: CopilotApp) -> str:
+    return [line for line in screen_text(app).splitlines() if line.strip()][-1]
+
+
 async def test_agent_drives_the_session_shown_in_the_app(tmp_path: Path) -> None:
     session = auto_session(tmp_path, nodes=1)
     app = CopilotApp(session)
     async with app.run_test(size=(160, 48)) as pilot:
-        await wait_until(pilot, lambda: app.agent is not None and not app.agent.running
-                         and any(e == "node_scored" for e in types(session)[-8:] if e), 60, "the agent's node")
+        await wait_until(pilot, lambda: isinstance(app.driver, AgentDriver), what="the agent driver")
+        agent = app.driver.agent
+        await wait_until(pilot, lambda: not agent.running and "node_scored" in types(session), what="the agent's node")
         scored = [e for e in read_events(session.dir / EVENTS_FILE).events if e.type == "node_scored"]
         assert len(scored) >= 1
-        assert any(c.provenance == "ai" for c in app.state.commits)  # the app's projection saw the agent's commit
+        await wait_until(pilot, lambda: any(c.provenance == "ai" for c in app.state.commits),
+                         what="the agent's commit in the app's projection")
         assert len(app.state.runs) >= 2  # baseline + the node's run, shown in the runs table
         assert session.workspace.read("train_gpt.py", app.state.commits[-1].sha) == RECORD_1
         await pilot.press("q")
+        await wait_until(pilot, lambda: app.closed, what="the app closed")
     assert "session_ended" in types(session)
 
 
-async def test_take_over_switches_to_copilot_mode(tmp_path: Path) -> None:
+async def test_take_over_keeps_the_agents_live_run_watched_to_its_end(tmp_path: Path) -> None:
     session = auto_session(tmp_path, nodes=5)
     app = CopilotApp(session)
     async with app.run_test(size=(160, 48)) as pilot:
-        await wait_until(pilot, lambda: app.agent is not None and app.agent.running, 20, "the agent to start")
+        await wait_until(pilot, lambda: isinstance(app.driver, AgentDriver) and app.driver.agent.running,
+                         what="the agent to start")
+        agent = app.driver.agent
         assert not app.check_action("suggest", ())  # the agent has the wheel
+        await wait_until(pilot, lambda: "Take over" in footer_line(app), what="the agent's keys in the footer")
+        assert "Suggest" not in footer_line(app)
+        await wait_until(pilot, lambda: app.state.live_runs, what="a run the agent started")
+        run_id = app.state.live_runs[0].run_id
         await pilot.press("T")
-        await wait_until(pilot, lambda: app.state.mode == "copilot", 20, "co-pilot mode")
-        await wait_until(pilot, lambda: not app.agent.running, 20, "the agent to stop")
-        assert app.check_action("suggest", ()) is not False
+        await wait_until(pilot, lambda: app.state.mode == "copilot", what="co-pilot mode")
+        await wait_until(pilot, lambda: not agent.running, what="the agent to stop")
+        assert isinstance(app.driver, CopilotDriver)
+        assert app.check_action("suggest", ()) is True
+        await wait_until(pilot, lambda: "Suggest" in footer_line(app), what="the co-pilot keys in the footer")
+        # the run the agent left behind is still the session's: watched to its end, not orphaned
+        await wait_until(pilot, lambda: app.state.runs[run_id].result is not None, what="the agent's run to end")
+        finished = [e.body for e in read_events(session.dir / EVENTS_FILE).events
+                    if e.type == "run_finished" and e.get("run_id") == run_id]
+        assert len(finished) == 1 and finished[0].outcome != "cancelled"
         await pilot.press("q")
-        await pilot.pause(0.3)
-        if app.is_running:  # a run left live asks what to do with it
+        await wait_until(pilot, lambda: app.closed or isinstance(app.screen, QuitModal), what="quit or its question")
+        if not app.closed:  # another live run asks what to do with it
             await pilot.press("s")
+            await wait_until(pilot, lambda: app.closed, what="the app closed")
     assert "mode_changed" in types(session)

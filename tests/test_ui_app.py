@@ -1,29 +1,66 @@
-"""The app rendering a SessionState built from hand-written events (no live session): layout, keys, streams."""
+"""The app rendering a SessionState built from typed events (no live session): layout, keys, streams, chart."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from textual.widgets import Log, TabbedContent, TextArea
 
+from copilot.core.edits import Hunk
+from copilot.core.errors import ProviderError, SpeedcopilotError
+from copilot.core.llm.providers import OracleProvider
+from copilot.core.session import Session
+from copilot.core.runs.metrics import MetricPoint
+from copilot.core.session import schema as s
 from copilot.core.session.events import Event
-from copilot.core.session.projection import SessionState
 from copilot.ui.app import CopilotApp
 from copilot.ui.screens.help import HelpScreen
 from copilot.ui.screens.main import MainScreen
-from copilot.ui.screens.modals import MessageModal
+from copilot.ui.screens.modals import MessageModal, TextPrompt
 from copilot.ui.widgets.hunk_card import HunkCard
-from copilot.ui.widgets.loss_chart import LossChart
+from copilot.ui.widgets.loss_chart import LossChart, y_range
 from copilot.ui.widgets.run_table import RunTable
-from tests.support.ui import metric_points, sample_events, sample_state, screen_text, wait_until
+from tests.support.fixture_track import FixtureTrack
+from tests.support.ui import FakeClock, metric_points, sample_events, sample_state, screen_text, wait_until
 
 
-def app_for(**kwargs) -> CopilotApp:
-    return CopilotApp(state=sample_state(**kwargs))
+def app_for(clock: FakeClock | None = None, **kwargs) -> CopilotApp:
+    return CopilotApp(state=sample_state(**kwargs), clock=clock or FakeClock())
 
 
-async def test_small_terminal_uses_tabs_and_header_says_what_is_going_on() -> None:
+def next_event(app: CopilotApp, body: s.EventBody) -> Event:
+    seq = max(app.state.last_seq, max((e.seq for e in app._inbox), default=0)) + 1
+    event = Event.of(seq, 2e9 + seq, body)
+    app.ingest(event)
+    return event
+
+
+def footer_line(app: CopilotApp) -> str:
+    return [line for line in screen_text(app).splitlines() if line.strip()][-1]
+
+
+def live_session(tmp_path: Path) -> Session:
+    track = FixtureTrack()
+    return Session.create(tmp_path / "sessions", track, 0, OracleProvider(track, 0))
+
+
+async def ask_for_suggestion(pilot: Any) -> list[Hunk]:
+    """Press s, take the empty instruction, and wait for the oracle's hunks to be on screen and focused."""
+    app = pilot.app
+    await pilot.press("s")
+    await wait_until(pilot, lambda: isinstance(app.screen, TextPrompt), what="the instruction prompt")
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: isinstance(app.focused, HunkCard), what="the first hunk focused")
+    view = app.state.current_suggestion
+    assert view is not None and view.status == "received"
+    return list(view.hunks)
+
+
+async def test_small_terminal_uses_tabs_and_header_and_footer_say_what_is_going_on() -> None:
     app = app_for()
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: "hunk 1/3" in screen_text(app), 5, "the hunk cards")
+        await wait_until(pilot, lambda: "hunk 1/3" in screen_text(app), what="the hunk cards")
         screen = app.screen
         assert isinstance(screen, MainScreen) and not screen.wide
         tabs = screen.query_one("#tabs", TabbedContent)
@@ -31,206 +68,276 @@ async def test_small_terminal_uses_tabs_and_header_says_what_is_going_on() -> No
         text = screen_text(app)
         assert "micro #5" in text and "offline oracle" in text
         assert "hunk 1/3" in text and "Three small changes." in text
+        # at 80 columns the way out is still on screen
+        await wait_until(pilot, lambda: "? Help" in footer_line(app) and "q Quit" in footer_line(app),
+                         what="help and quit in the footer")
         await pilot.press("2")
-        await pilot.pause(0.1)
-        assert tabs.active == "pane-script"
+        await wait_until(pilot, lambda: tabs.active == "pane-script", what="the script tab")
 
 
 async def test_large_terminal_splits_and_resize_flips_layout_without_losing_state() -> None:
     app = app_for(live_run=True)
     async with app.run_test(size=(160, 48)) as pilot:
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: "suggestion g2" in screen_text(app), what="the suggestion drawn")
         assert app.screen.wide and app.screen.query("#top-row") and app.screen.query("#bottom-row")
         text = screen_text(app)
-        assert "suggestion g2" in text and "r2" in text and "main@bbbbbbb" in text
-        await pilot.press("a")  # stage a decision, then change layout: the staged decision must survive
+        assert "r2" in text and "main@bbbbbbb" in text
         await pilot.resize_terminal(80, 24)
-        await wait_until(pilot, lambda: not app.screen.wide and app.screen.query(".hunk-0"), 5, "narrow layout") and app.screen.query("#tabs")
-        assert ("g2", 0) in app.staged
+        await wait_until(pilot, lambda: not app.screen.wide and app.screen.query(".hunk-0"), what="narrow layout")
+        assert app.screen.query("#tabs")
+        await pilot.resize_terminal(160, 48)
+        await wait_until(pilot, lambda: app.screen.wide and app.screen.query(".hunk-2"), what="wide again")
+
+
+async def test_staged_decisions_survive_a_layout_flip(tmp_path: Path) -> None:
+    session = live_session(tmp_path)
+    app = CopilotApp(session, clock=FakeClock())
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ask_for_suggestion(pilot)
+        await pilot.press("a")
+        await wait_until(pilot, lambda: len(app.ui.staged) == 1, what="the decision staged")
+        await pilot.resize_terminal(80, 24)
+        await wait_until(pilot, lambda: not app.screen.wide and app.screen.query(".hunk-0"), what="narrow layout")
+        (key, decision), = app.ui.staged.items()
+        assert decision.action == "accept" and key[1] == 0
         card = app.screen.query_one(".hunk-0", HunkCard)
-        assert card.decision == "accept" and "staged" in str(card.border_subtitle)
+        assert card.decision is not None and card.decision.action == "accept"
+        assert "staged" in str(card.border_subtitle)
+        await app.close_and_exit(False)
 
 
-async def test_metric_events_reach_the_chart_and_projection() -> None:
+async def test_metric_events_reach_the_chart_and_its_projection() -> None:
     app = app_for(live_run=True)
     async with app.run_test(size=(160, 48)) as pilot:
-        await pilot.pause(0.2)
         chart = app.screen.query_one(LossChart)
-        before = {s.label: len(s.xs) for s in chart.series}
-        assert before.get("r2 val") == 2
-        seq = app.state.last_seq
-        for fields in metric_points("r2", steps=20)[12:]:  # steps 11..20 of the live run
-            seq += 1
-            app.ingest(Event(seq=seq, t=1.0 + seq, type="metric", data=fields))
-        await pilot.pause(0.3)
-        after = {s.label: len(s.xs) for s in chart.series}
-        assert after["r2 val"] == 4 and after["r2 train"] > before["r2 train"]
+        await wait_until(pilot, lambda: any(x.label == "r2 val" for x in chart.series), what="the live run drawn")
+        before = {x.label: len(x.xs) for x in chart.series}
+        assert before["r2 val"] == 2
+        assert "r2" not in chart.projection_ms  # two val points are not a trend
+        for body in metric_points("r2", steps=20)[12:]:  # steps 11..20 of the live run
+            next_event(app, body)
+        await wait_until(pilot, lambda: {x.label: len(x.xs) for x in chart.series}.get("r2 val") == 4,
+                         what="the new val points")
+        after = {x.label: len(x.xs) for x in chart.series}
+        assert after["r2 train"] > before["r2 train"]
         assert "record" not in after  # no session, no reference curve
-        assert any(s.kind == "target" for s in chart.series)
-        assert "r2" in chart.projection_ms and chart.projection_ms["r2"] > 2000.0
+        assert any(x.kind == "target" for x in chart.series)
+        assert chart.projection_ms["r2"] > 2000.0
         table = app.screen.query_one(RunTable)
-        assert table.get_row("r2")[3] == "20/20"
+        await wait_until(pilot, lambda: table.get_row("r2")[3] == "20/20", what="the step count")
 
 
-async def test_decisions_are_staged_with_feedback_and_edits_and_timed() -> None:
-    app = app_for()
+async def test_reference_curve_is_drawn_and_the_target_stays_inside_the_y_range() -> None:
+    app = app_for(live_run=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        chart = app.screen.query_one(LossChart)
+        app.ui.reference = [MetricPoint(step=i, val_loss=7.0 - i * 0.3, train_time_ms=i * 150.0) for i in range(1, 13)]
+        app.mark_dirty("chart")
+        await wait_until(pilot, lambda: any(x.kind == "reference" for x in chart.series), what="the record's curve")
+        low, high = y_range(chart.series, 3.28)
+        assert low <= 3.28 <= high
+        ref = next(x for x in chart.series if x.kind == "reference")
+        assert ref.label == "record" and len(ref.xs) == 12
+
+
+async def test_decisions_are_staged_with_feedback_and_edits_and_timed_on_the_apps_clock(tmp_path: Path) -> None:
+    clock = FakeClock()
+    app = CopilotApp(live_session(tmp_path), clock=clock)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.focused, HunkCard), 5, "the first hunk focused")
-        assert isinstance(app.focused, HunkCard) and app.focused.hunk.index == 0
-        await pilot.pause(0.1)
+        hunks = await ask_for_suggestion(pilot)
+        assert len(hunks) == 3 and isinstance(app.focused, HunkCard) and app.focused.hunk.index == 0
+        clock.advance(4.0)
         await pilot.press("a")  # hunk 0 accepted, selection moves on
+        await wait_until(pilot, lambda: app.ui.selected_hunk == 1, what="the second hunk selected")
+        clock.advance(2.5)
         await pilot.press("f")  # hunk 1: reject with feedback
-        await pilot.pause(0.1)
+        await wait_until(pilot, lambda: isinstance(app.screen, TextPrompt), what="the feedback prompt")
         await pilot.press(*"too risky")
         await pilot.press("enter")
-        await pilot.pause(0.1)
+        await wait_until(pilot, lambda: len(app.ui.staged) == 2, what="the feedback staged")
         await pilot.press("e")  # hunk 2: edit the replacement
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: app.screen.query("#edit-area"), what="the edit dialog")
         area = app.screen.query_one("#edit-area", TextArea)
-        assert area.text == "x2 = 12\n"  # pre-filled with the proposal
+        assert area.text == hunks[2].replace  # pre-filled with the proposal
         area.load_text("")
-        await pilot.press(*"x2 = 99")
+        await pilot.press(*"EDITED = 1")
         await pilot.press("ctrl+s")
-        await pilot.pause(0.2)
-        staged = {k[1]: v for k, v in app.staged.items() if k[0] == "g2"}
-        assert staged[0].action == "accept" and staged[0].decision_time_s >= 0.1
-        assert staged[1].action == "reject" and staged[1].feedback == "too risky"
-        assert staged[2].action == "edit" and staged[2].edited_replace == "x2 = 99"
-        assert "feedback: too risky" in screen_text(app)
-        await pilot.press("c")  # no session: read-only viewer refuses politely
-        await pilot.pause(0.1)
-        assert any("read-only" in n.message for n in app._notifications)
+        await wait_until(pilot, lambda: len(app.ui.staged) == 3, what="the edit staged")
+        staged = {k[1]: v for k, v in app.ui.staged.items()}
+        assert (staged[0].action, staged[0].decision_time_s) == ("accept", 4.0)
+        assert (staged[1].action, staged[1].feedback, staged[1].decision_time_s) == ("reject", "too risky", 2.5)
+        assert staged[2].action == "edit" and staged[2].edited_replace == "EDITED = 1"
+        assert staged[2].decision_time_s == 0.0  # the clock did not move while the third was on screen
+        await wait_until(pilot, lambda: "feedback: too risky" in screen_text(app), what="the feedback shown")
+        await app.close_and_exit(False)
 
 
-async def test_hunk_keys_are_hidden_when_nothing_waits_for_a_decision() -> None:
-    app = app_for(with_suggestion=False)
+async def test_a_viewer_without_a_session_refuses_decisions_politely() -> None:
+    app = app_for()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: "hunk 1/3" in screen_text(app), what="the hunk cards")
+        assert app.check_action("accept", ()) is False and app.check_action("run", ()) is False
+        assert app.check_action("toggle_diff", ()) is True
+        await wait_until(pilot, lambda: "Help" in footer_line(app), what="the footer")
+        assert "Accept" not in footer_line(app) and "c or enter: apply" not in screen_text(app)
+        app.need_session()
+        await wait_until(pilot, lambda: any("read-only" in n.message for n in app._notifications),
+                         what="the read-only notice")
+
+
+async def test_hunk_keys_are_hidden_when_nothing_waits_for_a_decision(tmp_path: Path) -> None:
+    app = CopilotApp(live_session(tmp_path))
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: "Help" in footer_line(app) and "Suggest" in footer_line(app),
+                         what="the footer")
         assert app.check_action("accept", ()) is False
-        assert "Accept" not in screen_text(app).splitlines()[-1]
+        assert "Accept" not in footer_line(app)
         assert app.check_action("run", ()) is True
+        await app.close_and_exit(False)
 
 
 async def test_help_screen_lists_the_keys() -> None:
     app = app_for()
     async with app.run_test(size=(100, 40)) as pilot:
         await pilot.press("question_mark")
-        await pilot.pause(0.2)
-        assert isinstance(app.screen, HelpScreen)
-        text = screen_text(app)
-        assert "Accept the selected hunk" in text and "ctrl+c" in text
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help screen")
+        await wait_until(pilot, lambda: "Accept the selected hunk" in screen_text(app), what="the key list")
+        assert "ctrl+c" in screen_text(app)
         await pilot.press("escape")
-        await pilot.pause(0.1)
-        assert isinstance(app.screen, MainScreen)
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), what="back to the main screen")
 
 
 async def test_theme_switch_by_key_and_palette_is_saved() -> None:
     saved: list[str] = []
     app = CopilotApp(state=sample_state(), on_theme_saved=saved.append)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause(0.1)
         assert app.theme == "speedcopilot-dark"
         await pilot.press("t")
-        await pilot.pause(0.1)
+        await wait_until(pilot, lambda: len(saved) == 1, what="the first theme saved")
         assert app.theme != "speedcopilot-dark" and saved[-1] == app.theme
         await pilot.press("ctrl+p")
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: len(app.screen_stack) > 1, what="the command palette")
         await pilot.press(*"next colour theme")
-        await pilot.pause(0.5)
+        await wait_until(pilot, lambda: "Switch to the next colour theme" in screen_text(app), what="the match")
         await pilot.press("enter")
-        await pilot.pause(0.3)
-        assert len(saved) == 2 and saved[-1] == app.theme
+        await wait_until(pilot, lambda: len(saved) == 2, what="the second theme saved")
+        assert saved[-1] == app.theme
 
 
 async def test_unknown_theme_falls_back_with_a_warning() -> None:
     app = CopilotApp(state=sample_state(), theme="no-such-theme")
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause(0.1)
+        await wait_until(pilot, lambda: any("unknown theme" in n.message for n in app._notifications),
+                         what="the warning")
         assert app.theme == "speedcopilot-dark"
 
 
-async def test_log_burst_is_bounded_and_flushed_in_batches() -> None:
+async def test_log_burst_is_bounded_and_drawn_by_the_flush_not_per_line() -> None:
     app = app_for(live_run=True)
     async with app.run_test(size=(160, 48)) as pilot:
-        await pilot.pause(0.2)
-        assert app.selected_run_id() == "r2"
+        await wait_until(pilot, lambda: app.ui.selected_run == "r2", what="the live run selected")
         flushes = app.flushes
-        for i in range(100_000):
-            app.logs.append("r2", f"step:{i} progress\r step:{i} done")
-        await pilot.pause(0.35)
+        lines = 100_000
+        for i in range(lines):
+            app.ingest_line("r2", f"step:{i} progress\r step:{i} done")
+        assert app.flushes == flushes  # taking a line draws nothing by itself
         log = app.screen.query_one("#log-tail", Log)
+        await wait_until(pilot, lambda: log.lines and log.lines[-1] == " step:99999 done", what="the last line")
         assert log.line_count <= 2000
-        assert log.lines[-1] == " step:99999 done"
-        assert app.flushes - flushes <= 10  # the timer, not one refresh per line
+        assert app.flushes - flushes < lines / 100  # batched: far fewer redraws than lines
 
 
-async def test_replay_driver_feeds_the_same_projection() -> None:
+async def test_a_sessionless_app_folds_ingested_events_into_the_same_projection() -> None:
     events = sample_events(live_run=True)
     app = CopilotApp()
     async with app.run_test(size=(160, 48)) as pilot:
         for event in events:
             app.ingest(event)
-        await pilot.pause(0.3)
-        assert app.state.last_seq == events[-1].seq
+        await wait_until(pilot, lambda: app.state.last_seq == events[-1].seq, what="the events folded")
         assert set(app.state.runs) == {"r1", "r2"}
-        assert "offline oracle" in screen_text(app)
+        await wait_until(pilot, lambda: "offline oracle" in screen_text(app), what="the header")
 
 
 async def test_rationale_streams_in_before_the_suggestion_lands() -> None:
-    events = sample_events(with_suggestion=False)
-    app = CopilotApp(state=SessionState.from_events(events))
+    app = CopilotApp(state=sample_state(with_suggestion=False))
     async with app.run_test(size=(100, 30)) as pilot:
-        app.ingest(Event(seq=events[-1].seq + 1, t=2e9, type="suggestion_requested", data={"suggestion_id": "g9"}))
-        app._on_delta("Raise the learning ")
-        await pilot.pause(0.2)
-        app._on_delta("rate a little.")
-        await wait_until(pilot, lambda: "Raise the learning rate a little." in screen_text(app), 3, "streamed text")
+        next_event(app, s.SuggestionRequested(suggestion_id="g9"))
+        app.ingest_delta("Raise the learning ")
+        await wait_until(pilot, lambda: "Raise the learning" in screen_text(app), what="the first delta")
+        app.ingest_delta("rate a little.")
+        await wait_until(pilot, lambda: "Raise the learning rate a little." in screen_text(app), what="streamed text")
         assert "suggestion g9 · requested" in screen_text(app)
 
 
-async def test_crashed_run_shows_its_last_error_lines() -> None:
-    events = sample_events(live_run=True)
-    app = CopilotApp(state=SessionState.from_events(events))
+async def test_crashed_run_dialog_says_why_with_exit_code_and_last_lines() -> None:
+    app = CopilotApp(state=sample_state(live_run=True))
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause(0.1)
-        app.ingest(Event(seq=events[-1].seq + 1, t=2e9, type="run_finished",
-                         data={"run_id": "r2", "outcome": "crashed", "exit_code": 1,
-                               "error_tail": "Traceback ...\nRuntimeError: CUDA out of memory"}))
-        await wait_until(pilot, lambda: isinstance(app.screen, MessageModal) and "crashed" in screen_text(app), 3,
-                         "the crash dialog")
+        next_event(app, s.RunFinished(run_id="r2", outcome="crashed", exit_code=1,
+                                      error_summary="CUDA out of memory (tried to allocate 2 GiB)",
+                                      error_tail=["Traceback ...", "RuntimeError: CUDA out of memory"]))
+        await wait_until(pilot, lambda: isinstance(app.screen, MessageModal) and "crashed" in screen_text(app),
+                         what="the crash dialog")
         text = screen_text(app)
-        assert "run r2 crashed" in text and "CUDA out of memory" in text and "exit code 1" in text
+        assert "run r2 crashed" in text and "tried to allocate 2 GiB" in text
+        assert "exit code 1" in text and "RuntimeError: CUDA out of memory" in text
         await pilot.press("escape")
-        await pilot.pause(0.1)
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), what="the dialog closed")
         assert app.state.runs["r2"].status == "crashed" and not app.state.live_runs
 
 
-async def test_decision_time_is_time_spent_on_each_hunk() -> None:
+async def test_reached_target_is_a_titled_notification_not_a_dialog() -> None:
+    app = CopilotApp(state=sample_state(live_run=True))
+    async with app.run_test(size=(100, 30)) as pilot:
+        next_event(app, s.RunFinished(run_id="r2", outcome="reached_target", reached_target=True,
+                                      time_to_target_ms=1800.0))
+        await wait_until(pilot, lambda: app._notifications, what="the notification")
+        note = list(app._notifications)[-1]
+        assert note.title == "run finished" and "reached the target in 1.8s" in note.message
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_errors_are_titled_for_a_person() -> None:
     app = app_for()
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.focused, HunkCard), 5, "the first hunk focused")
-        await pilot.pause(0.8)
+        app.show_error(ProviderError("HTTP 503 from http://127.0.0.1:1/v1"), "request_suggestion")
+        app.show_error(SpeedcopilotError("guard blocked the run"), "start_run")
+        app.show_error(KeyError("oops"), "undo")
+        await wait_until(pilot, lambda: len(app._notifications) == 3, what="three notifications")
+        titles = [n.title for n in app._notifications]
+        assert titles == ["model unavailable", "run not started", "unexpected error: could not undo"]
+        assert "--provider oracle" in list(app._notifications)[0].message
+
+
+async def test_decision_time_is_time_spent_on_each_hunk(tmp_path: Path) -> None:
+    clock = FakeClock()
+    app = CopilotApp(live_session(tmp_path), clock=clock)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ask_for_suggestion(pilot)
+        clock.advance(0.8)
         await pilot.press("a")
-        await pilot.pause(0.4)
+        clock.advance(0.4)
         await pilot.press("x")
         await pilot.press("a")  # no time spent on the third
-        times = [app.staged[("g2", i)].decision_time_s for i in range(3)]
-        assert times[0] >= 0.8
-        assert 0.4 <= times[1] < times[0]
-        assert times[2] < times[1]
+        await wait_until(pilot, lambda: len(app.ui.staged) == 3, what="three decisions")
+        times = [d.decision_time_s for _, d in sorted(app.ui.staged.items())]
+        assert times == [0.8, 0.4, 0.0]
+        await app.close_and_exit(False)
 
 
 async def test_pinned_runs_stay_on_the_chart() -> None:
     app = app_for(live_run=True)
     async with app.run_test(size=(160, 48)) as pilot:
         chart = app.screen.query_one(LossChart)
-        await wait_until(pilot, lambda: app.screen.query_one(RunTable).row_count == 2 and chart.series, 5, "runs")
-        assert {s.label for s in chart.series if s.kind == "val"} == {"r2 val"}
+        table = app.screen.query_one(RunTable)
+        await wait_until(pilot, lambda: table.row_count == 2 and chart.series, what="runs")
+        assert {x.label for x in chart.series if x.kind == "val"} == {"r2 val"}
         await pilot.press("3")
-        await pilot.pause(0.1)
+        await wait_until(pilot, lambda: table.has_focus, what="the run table focused")
         await pilot.press("up")  # select the finished run r1 (r2 is live, so shown anyway)
+        await wait_until(pilot, lambda: app.ui.selected_run == "r1", what="r1 selected")
         await pilot.press("p")
+        await wait_until(pilot, lambda: app.ui.pinned_runs == ["r1"], what="r1 pinned")
         await pilot.press("down")
-        await pilot.pause(0.3)
-        assert app.pinned_runs == ["r1"]
-        assert {s.label for s in chart.series if s.kind == "val"} == {"r1 val", "r2 val"}
+        await wait_until(pilot, lambda: app.ui.selected_run == "r2", what="r2 selected")
+        await wait_until(pilot, lambda: {x.label for x in chart.series if x.kind == "val"} == {"r1 val", "r2 val"},
+                         what="both runs on the chart")

@@ -27,7 +27,8 @@ class Tmux:
     def screen(self) -> str:
         return self("capture-pane", "-p")
 
-    def wait_for(self, text: str, timeout_s: float = 30.0) -> str:
+    def wait_for(self, text: str, timeout_s: float = 120.0) -> str:
+        timeout_s = max(timeout_s, 120.0)  # a hang guard, not a speed check: a loaded machine may be slow
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             screen = self.screen()
@@ -71,7 +72,7 @@ def test_start_suggest_accept_all_commit_edit_in_editor_quit_in_tmux(tmp_path: P
         tmux("send-keys", "y")
         tmux.wait_for("(human)", 15)
         tmux("send-keys", "q")
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 120  # hang guard
         while not done.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert done.exists(), f"the app did not exit; screen:\n{tmux.screen()}"
@@ -81,7 +82,7 @@ def test_start_suggest_accept_all_commit_edit_in_editor_quit_in_tmux(tmp_path: P
     (session_dir,) = [p for p in sessions.iterdir() if p.is_dir()]
     events = read_events(session_dir / EVENTS_FILE).events
     types = [e.type for e in events]
-    for expected in ("session_started", "suggestion_requested", "suggestion_received", "hunk_decided",
+    for expected in ("session_started", "suggestion_requested", "suggestion_received", "suggestion_decided",
                      "commit_created", "session_ended"):
         assert expected in types
     assert types.index("commit_created") > types.index("suggestion_received")

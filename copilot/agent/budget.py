@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
 from copilot.core.errors import ConfigError
+from copilot.core.session import schema as s
 from copilot.core.session.events import Event
 
 
@@ -75,6 +76,10 @@ class Budget:
         return " · ".join(parts)
 
 
+_COUNTED = frozenset({"session_started", "session_resumed", "session_ended", "node_created", "suggestion_received",
+                      "suggestion_failed", "run_finished"})
+
+
 @dataclass
 class BudgetUsage:
     nodes: int = 0
@@ -96,34 +101,34 @@ class BudgetUsage:
         return usage
 
     def apply(self, e: Event) -> None:
-        kind = e.type
-        if kind in ("session_started", "session_resumed"):
+        if e.type not in _COUNTED:  # metric events and the like: no typed body needed
+            self.last_t = e.t
+            return
+        body = e.body
+        if isinstance(body, (s.SessionStarted, s.SessionResumed)):
             if self.segment_start is not None and self.last_t is not None:  # killed: close at the last event
                 self.active_s += max(0.0, self.last_t - self.segment_start)
             self.segment_start = e.t
-            if kind == "session_started":
-                self.gpus = max(int(e.get("gpus", 1) or 1), 1)
-        elif kind == "session_ended" and self.segment_start is not None:
+            if isinstance(body, s.SessionStarted):
+                self.gpus = max(int(body.gpus or 1), 1)
+        elif isinstance(body, s.SessionEnded) and self.segment_start is not None:
             self.active_s += max(0.0, e.t - self.segment_start)
             self.segment_start = None
-        elif kind == "node_created" and int(e.get("node_id", 0) or 0) != 0:
+        elif isinstance(body, s.NodeCreated) and body.node_id != 0:
             self.nodes += 1
-        elif kind in ("suggestion_received", "suggestion_failed"):
-            used = int(e.get("prompt_tokens", 0) or 0) + int(e.get("completion_tokens", 0) or 0)
+        elif isinstance(body, (s.SuggestionReceived, s.SuggestionFailed)):
+            used = body.prompt_tokens + body.completion_tokens
             self.tokens += used
-            cost = e.get("cost_usd")
-            if cost is not None:
-                self.usd += float(cost)
+            if body.cost_usd is not None:
+                self.usd += body.cost_usd
             elif used:
                 self.usd_unknown = True
-        elif kind == "run_finished":
-            run_id = e.get("run_id")
-            if run_id not in self._runs_counted:  # a run finished twice (re-attach) is charged once
-                self._runs_counted.add(run_id)
-                accel = e.get("accelerator_seconds")
-                if accel is None:
-                    accel = self.gpus * float(e.get("wall_time_s", 0.0) or 0.0)
-                self.accel_seconds += float(accel)
+        elif isinstance(body, s.RunFinished) and body.run_id not in self._runs_counted:
+            self._runs_counted.add(body.run_id)  # a run finished twice (re-attach) is charged once
+            accel = body.accelerator_seconds
+            if accel is None:
+                accel = self.gpus * (body.wall_time_s or 0.0)
+            self.accel_seconds += accel
         self.last_t = e.t
 
     def wall_s(self, now: float | None = None) -> float:

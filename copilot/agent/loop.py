@@ -29,6 +29,8 @@ from copilot.core.errors import (
     SpeedcopilotError,
     WorkspaceError,
 )
+from copilot.core.session import GuardBlocked, HunkDecision
+from copilot.core.session import schema as s
 from copilot.core.session.events import EVENTS_FILE, Event, read_events
 
 BUGGY_OUTCOMES = frozenset({"crashed", "diverged", "hung", "timed_out", "cancelled"})
@@ -82,6 +84,8 @@ class AutonomousAgent:
         *,
         close_on_finish: bool = True,
         max_provider_failures: int = 3,
+        allow_guard_override: bool = False,
+        stop_at_target: bool = True,
     ) -> None:
         self.session = session
         self.policy = policy
@@ -89,6 +93,8 @@ class AutonomousAgent:
         self.seed = seed
         self.close_on_finish = close_on_finish
         self.max_provider_failures = max_provider_failures
+        self.allow_guard_override = allow_guard_override  # run commits the guard blocks (config: never by default)
+        self.stop_at_target = stop_at_target  # no budget burnt after the score is known
         self.tree = AgentTree()
         self.usage = BudgetUsage()
         self.activity = "idle"
@@ -100,7 +106,6 @@ class AutonomousAgent:
         self._current: asyncio.Future[Any] | None = None
         self._on_progress: Callable[[AgentProgress], None] | None = None
         self._provider_failures = 0
-        self._guard_blocked: set[str] = set()
         self._budget_cut: str | None = None
         self._running = False
 
@@ -136,10 +141,11 @@ class AutonomousAgent:
             self._current.cancel()
 
     def take_over(self) -> None:
-        """The human takes the wheel: stop the agent and switch the session to co-pilot mode."""
+        """The human takes the wheel: stop the agent and switch the session to co-pilot mode. A run in flight
+        stays the session's: it is watched to its end, its metrics and result logged as usual."""
         self.stop("taken_over")
         if self.session.log.is_open:
-            self.session.log.append("mode_changed", mode="copilot", previous="auto", by="human")
+            self.session.log.append(s.ModeChanged(mode="copilot", previous="auto", by="human"))
 
     # -- the loop ------------------------------------------------------------------------------
     async def run(self, on_progress: Callable[[AgentProgress], None] | None = None) -> AgentSummary:
@@ -154,7 +160,7 @@ class AutonomousAgent:
         self.usage = BudgetUsage.from_events(events)
         self.session.subscribe(self._on_event)
         try:
-            self._prepare()
+            await self._prepare()
             kind, detail = await self._search()
         except _Stopped:
             kind, detail = self._stop_reason or "stopped", "stopped by request"
@@ -165,7 +171,7 @@ class AutonomousAgent:
         self._progress(f"finished: {detail}")
         if kind in ("budget", "policy_complete", "provider_failed", "baseline_failed") and self.close_on_finish \
                 and self.session.log.is_open:
-            self.session.close(reason="budget_exhausted" if kind == "budget" else kind)
+            await self.session.close(reason="budget_exhausted" if kind == "budget" else kind)
         return self.summary(kind, detail)
 
     def summary(self, kind: str = "", detail: str = "") -> AgentSummary:
@@ -180,19 +186,17 @@ class AutonomousAgent:
             usage=self.usage.to_dict(),
         )
 
-    def _prepare(self) -> None:
+    async def _prepare(self) -> None:
         if self.session.state.mode != "auto":
-            self.session.log.append("mode_changed", mode="auto", previous=self.session.state.mode, by="agent")
+            self.session.log.append(s.ModeChanged(mode="auto", previous=self.session.state.mode, by="agent"))
         config = self.config()
         if self.tree.config != config:
-            self.session.log.append(
-                "note",
+            self.session.log.append(s.Note(
                 text=f"autonomous agent: policy {self.policy.name}, seed {self.seed}, budget {self.budget.to_dict()}",
                 kind="agent_config",
                 agent=config,
-            )
-        if self.session.workspace.is_dirty():  # left by a killed agent between writing and committing
-            self.session.workspace.repo.git.stash("push", "--include-untracked", "-m", "left by a killed agent")
+            ))
+        if await self.session.stash_leftovers():  # left by a killed agent between writing and committing
             self._log_note("stashed uncommitted changes left in the workspace (git stash list)", "agent_stash")
 
     def config(self) -> dict[str, Any]:
@@ -208,8 +212,8 @@ class AutonomousAgent:
             await self._wait_gate()
             reason = self.budget.exhausted(self.usage)
             if reason is not None:
-                self.session.log.append("budget_exhausted", reason=reason, budget=self.budget.to_dict(),
-                                        usage=self.usage.to_dict())
+                self.session.log.append(s.BudgetExhausted(reason=reason, budget=self.budget.to_dict(),
+                                                          usage=self.usage.to_dict()))
                 return "budget", reason
             root = self.tree.root
             if root is None or retry_root:
@@ -219,7 +223,7 @@ class AutonomousAgent:
             if root.buggy:
                 message = (f"the starting record itself failed ({describe(root)}); the setup is broken (data, "
                            "GPUs, environment): fix it, then resume with `speedcopilot auto --resume`")
-                self.session.log.append("error", message=message, where="agent")
+                self.session.log.append(s.Error(message=message, where="agent"))
                 return "baseline_failed", message
             plan = next_plan(self.tree, self.policy, self.seed)
             if plan is None:
@@ -229,7 +233,7 @@ class AutonomousAgent:
             if self._provider_failures >= self.max_provider_failures:
                 message = (f"the provider failed {self._provider_failures} times in a row; check the endpoint, "
                            "model and API key, then resume with `speedcopilot auto --resume`")
-                self.session.log.append("error", message=message, where="agent")
+                self.session.log.append(s.Error(message=message, where="agent"))
                 return "provider_failed", message
 
     async def _wait_gate(self) -> None:
@@ -246,7 +250,7 @@ class AutonomousAgent:
         """The baseline: the starting record's commit, run once like any node (again if it failed before)."""
         start = self.session.state.start_commit
         if self.tree.root is None:
-            branch = self._branch_for(ROOT_ID, start)
+            branch = await self._branch_for(ROOT_ID, start)
             self._create(ROOT_ID, None, start, start, branch, "root", 0, Plan(-1, ROOT_ID, "root", 1), None,
                          "baseline: the starting record")
         else:
@@ -258,7 +262,7 @@ class AutonomousAgent:
         parent = self.tree.nodes[plan.parent]
         base = self._base_of(parent)
         depth = parent.debug_depth + 1 if plan.kind == "debug" else 0
-        branch = self._branch_for(node_id, base)
+        branch = await self._branch_for(node_id, base)
         self.node_id = node_id
         self._progress(f"asking for a suggestion ({plan.kind} of {parent.label})")
         instruction = self._instruction(plan, node_id, parent)
@@ -273,7 +277,7 @@ class AutonomousAgent:
             return
         self._provider_failures = 0
         try:
-            commit = self.session.decide(view.id, [_accept(h.index) for h in view.hunks])
+            commit = await self.session.decide(view.id, [HunkDecision(h.index, "accept") for h in view.hunks])
         except (EditApplyError, WorkspaceError) as exc:
             self._create(node_id, plan.parent, None, base, branch, plan.kind, depth, plan, view.id, view.rationale)
             self._score_failure(node_id, "apply_failed", type(exc).__name__, str(exc))
@@ -308,14 +312,16 @@ class AutonomousAgent:
 
     async def _run_node(self, node: Node) -> None:
         self.node_id = node.id
-        self._to_branch(node.branch, node.commit)
+        await self._to_branch(node.branch, node.commit)
         self._progress(f"starting the run of {node.label}")
         try:
-            run = self.session.start_run(allow_guard_findings=False)
+            run = await self.session.start_run(override_guard=self.allow_guard_override, started_by="agent",
+                                               stop_at_target=self.stop_at_target)
+        except GuardBlocked as exc:
+            self._score_failure(node.id, "guard_refused", "guard", str(exc))
+            return
         except RunError as exc:
-            refused = node.commit in self._guard_blocked
-            self._score_failure(node.id, "guard_refused" if refused else "start_failed",
-                                "guard" if refused else "start_failed", str(exc))
+            self._score_failure(node.id, "start_failed", "start_failed", str(exc))
             return
         await self._score_run(node, run.run_id)
 
@@ -328,15 +334,18 @@ class AutonomousAgent:
         self._score_result(node, result, reason_override="budget" if self._budget_cut else None)
 
     async def _watch(self, node: Node, run_id: str) -> dict[str, Any]:
-        """Follow a run to its end, cancelling it if it exhausts the wall or accelerator budget."""
+        """Follow a run to its end (the session watches it; this only waits), cancelling it if it exhausts the
+        wall or accelerator budget. Stopping the agent stops the waiting, never the run or its watching."""
         self._progress(f"running {node.label}")
         self._budget_cut = None
-        watcher = asyncio.ensure_future(self.session.watch_run(run_id, on_line=self._on_line))
-        self._current = watcher
+        watcher = self.session.watch(run_id)
+        waiter = asyncio.ensure_future(asyncio.shield(watcher))
+        self._current = waiter
         view = self.session.state.runs.get(run_id)
+        self.session.subscribe_lines(self._on_line)
         try:
             while not watcher.done():
-                await asyncio.wait({watcher}, timeout=WATCH_POLL_S)
+                await asyncio.wait({waiter}, timeout=WATCH_POLL_S)
                 if self._stop_reason is not None:
                     raise _Stopped
                 if self._budget_cut is None and not watcher.done() and view is not None:
@@ -344,10 +353,11 @@ class AutonomousAgent:
                     self._budget_cut = self.budget.run_limit_hit(self.usage, None, live)
                     if self._budget_cut is not None:
                         self._log_note(f"cancelling the run of {node.label}: {self._budget_cut}", "agent_budget_cut")
-                        await asyncio.to_thread(self.session.cancel_run, run_id)
+                        await self.session.cancel_run(run_id)
         finally:
-            if not watcher.done():  # stop() or an outer cancel: stop watching, never the run
-                watcher.cancel()
+            self.session.unsubscribe_lines(self._on_line)
+            if not waiter.done():
+                waiter.cancel()
             self._current = None
         if watcher.cancelled():
             raise _Stopped
@@ -367,9 +377,8 @@ class AutonomousAgent:
         if reason_override and reason:
             reason = reason_override
         reached = bool(result.get("reached_target")) and reason is None
-        tail = result.get("error_tail") or []
-        self.session.log.append(
-            "node_scored",
+        tail = result.get("error_summary") or "\n".join(result.get("error_tail") or [])
+        self.session.log.append(s.NodeScored(
             node_id=node.id,
             buggy=reason is not None,
             outcome=outcome,
@@ -379,31 +388,19 @@ class AutonomousAgent:
             reached_target=reached,
             run_id=result.get("run_id"),
             wall_time_s=result.get("wall_time_s"),
-            error="\n".join(tail)[-ERROR_CHARS:] if tail else None,
-        )
+            error=tail[-ERROR_CHARS:] if tail else None,
+        ))
         self._progress(f"scored {node.label}: {outcome}")
 
     def _score_failure(self, node_id: int, outcome: str, reason: str, error: str) -> None:
-        self.session.log.append(
-            "node_scored",
-            node_id=node_id,
-            buggy=True,
-            outcome=outcome,
-            reason=reason,
-            time_to_target_ms=None,
-            final_val_loss=None,
-            reached_target=False,
-            run_id=None,
-            wall_time_s=None,
-            error=error[-ERROR_CHARS:],
-        )
+        self.session.log.append(s.NodeScored(node_id=node_id, buggy=True, outcome=outcome, reason=reason,
+                                             reached_target=False, error=error[-ERROR_CHARS:]))
         self._progress(f"scored node {node_id}: {outcome}")
 
     # -- helpers ---------------------------------------------------------------------------------
     def _create(self, node_id: int, parent: int | None, commit: str | None, base: str | None, branch: str,
                 kind: str, depth: int, plan: Plan, suggestion_id: str | None, description: str) -> None:
-        self.session.log.append(
-            "node_created",
+        self.session.log.append(s.NodeCreated(
             node_id=node_id,
             parent=parent,
             commit=commit,
@@ -415,7 +412,7 @@ class AutonomousAgent:
             step_size=plan.size,
             suggestion_id=suggestion_id,
             description=description[:200],
-        )
+        ))
 
     async def _await(self, coro: Any) -> Any:
         task = asyncio.ensure_future(coro)
@@ -433,31 +430,30 @@ class AutonomousAgent:
         """The code a node stands for: its commit, else (no commit) what it was branched from."""
         return node.commit or node.base or self.session.state.start_commit
 
-    def _branch_for(self, node_id: int, sha: str) -> str:
+    async def _branch_for(self, node_id: int, sha: str) -> str:
         """Branch node-<id> at sha; reuse it if a killed agent made it and left it there."""
         name = f"node-{node_id}"
-        workspace = self.session.workspace
-        existing = set(workspace.branches())
-        if name in existing:
-            if workspace.repo.heads[name].commit.hexsha == sha:
-                if workspace.branch() != name:
-                    self.session.switch_branch(name)
+        heads = await self.session.branch_heads()
+        if name in heads:
+            if heads[name] == sha:
+                if (await self.session.head())[1] != name:
+                    await self.session.switch_branch(name)
                 return name
             k = 2
-            while f"{name}-{k}" in existing:
+            while f"{name}-{k}" in heads:
                 k += 1
             name = f"{name}-{k}"
-        return self.session.checkout(sha, branch=name)
+        return await self.session.checkout(sha, branch=name)
 
-    def _to_branch(self, branch: str, commit: str | None) -> None:
-        workspace = self.session.workspace
-        if workspace.branch() != branch and branch in workspace.branches():
-            self.session.switch_branch(branch)
-        if commit and workspace.head_sha() != commit:  # someone moved the branch (a human took over)
-            existing, k = set(workspace.branches()), 2
-            while f"{branch}-{k}" in existing:
+    async def _to_branch(self, branch: str, commit: str | None) -> None:
+        heads = await self.session.branch_heads()
+        if (await self.session.head())[1] != branch and branch in heads:
+            await self.session.switch_branch(branch)
+        if commit and (await self.session.head())[0] != commit:  # someone moved the branch (a human took over)
+            k = 2
+            while f"{branch}-{k}" in heads:
                 k += 1
-            self.session.checkout(commit, branch=f"{branch}-{k}")
+            await self.session.checkout(commit, branch=f"{branch}-{k}")
 
     def _run_of(self, node: Node) -> str | None:
         runs = [r for r in self.session.state.runs.values()
@@ -470,17 +466,15 @@ class AutonomousAgent:
     def _on_event(self, event: Event) -> None:
         self.tree.apply(event)
         self.usage.apply(event)
-        if event.type == "guard_report" and event.get("blocking"):
-            self._guard_blocked.add(event.get("commit"))
 
-    def _on_line(self, line: str) -> None:
+    def _on_line(self, run_id: str, line: str) -> None:
         self.last_line = line
         if self._on_progress is not None and ("val_loss" in line or "Error" in line):
             self._progress(self.activity)
 
     def _log_note(self, text: str, kind: str) -> None:
         if self.session.log.is_open:
-            self.session.log.append("note", text=text, kind=kind)
+            self.session.log.append(s.Note(text=text, kind=kind))
 
     def _progress(self, activity: str) -> None:
         self.activity = activity
@@ -534,8 +528,3 @@ def describe(node: Node) -> str:
         return f"ended above the target at val loss {node.final_val_loss:.4f}"
     return str(node.outcome)
 
-
-def _accept(index: int) -> Any:
-    from copilot.core.session import HunkDecision
-
-    return HunkDecision(index, "accept", decision_time_s=0.0)

@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from copilot.agent.policies import Plan, best_node
+from copilot.core.session import schema as s
 from copilot.core.session.events import Event
 
 ROOT_ID = 0
+_FOLDED = frozenset({"node_created", "node_scored", "note", "budget_exhausted", "session_resumed"})
 
 
 @dataclass
@@ -60,48 +62,50 @@ class AgentTree:
         return tree
 
     def apply(self, event: Event) -> None:
-        if event.type == "node_created":
-            self._created(event)
-        elif event.type == "node_scored":
-            self._scored(event)
-        elif event.type == "note" and event.get("kind") == "agent_config":
-            self.config = dict(event.get("agent") or {})
-        elif event.type == "budget_exhausted":
-            self.exhausted = event.get("reason")
-        elif event.type == "session_resumed":
+        if event.type not in _FOLDED:
+            return
+        body = event.body
+        if isinstance(body, s.NodeCreated):
+            self._created(body, event.t)
+        elif isinstance(body, s.NodeScored):
+            self._scored(body)
+        elif isinstance(body, s.Note) and body.kind == "agent_config":
+            self.config = dict(body.agent or {})
+        elif isinstance(body, s.BudgetExhausted):
+            self.exhausted = body.reason
+        elif isinstance(body, s.SessionResumed):
             self.exhausted = None
 
-    def _created(self, e: Event) -> None:
-        node_id = int(e.get("node_id"))
-        self.nodes[node_id] = Node(
-            id=node_id,
-            parent=e.get("parent"),
-            commit=e.get("commit"),
-            branch=e.get("branch", ""),
-            kind=e.get("kind", "improve"),
-            debug_depth=int(e.get("debug_depth", 0) or 0),
-            step=int(e.get("step", 0) or 0),
-            step_size=int(e.get("step_size", 1) or 1),
-            base=e.get("base"),
-            suggestion_id=e.get("suggestion_id"),
-            description=e.get("description", "") or "",
-            created_t=e.t,
+    def _created(self, b: s.NodeCreated, t: float) -> None:
+        self.nodes[b.node_id] = Node(
+            id=b.node_id,
+            parent=b.parent,
+            commit=b.commit,
+            branch=b.branch,
+            kind=b.kind,
+            debug_depth=b.debug_depth,
+            step=b.step,
+            step_size=b.step_size or 1,
+            base=b.base,
+            suggestion_id=b.suggestion_id,
+            description=b.description or "",
+            created_t=t,
         )
 
-    def _scored(self, e: Event) -> None:
-        node = self.nodes.get(int(e.get("node_id")))
+    def _scored(self, b: s.NodeScored) -> None:
+        node = self.nodes.get(b.node_id)
         if node is None:
             return
         node.scored = True
-        node.buggy = bool(e.get("buggy"))
-        node.outcome = e.get("outcome")
-        node.reason = e.get("reason")
-        node.time_to_target_ms = e.get("time_to_target_ms")
-        node.final_val_loss = e.get("final_val_loss")
-        node.reached_target = bool(e.get("reached_target"))
-        node.run_id = e.get("run_id")
-        node.error = e.get("error")
-        node.wall_time_s = e.get("wall_time_s")
+        node.buggy = b.buggy
+        node.outcome = b.outcome
+        node.reason = b.reason
+        node.time_to_target_ms = b.time_to_target_ms
+        node.final_val_loss = b.final_val_loss
+        node.reached_target = b.reached_target
+        node.run_id = b.run_id
+        node.error = b.error
+        node.wall_time_s = b.wall_time_s
 
     # -- queries ---------------------------------------------------------------------------------
     @property

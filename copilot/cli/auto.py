@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if session.log.is_open:
             live = session.live_runs()
-            session.close(reason="interrupted")
+            session.close_now(reason="interrupted")
             if live:
                 out.print(f"run(s) {', '.join(live)} keep going; `speedcopilot auto --resume {session.id}` "
                           "picks them up")

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from copilot.cli._common import add_session_dir_flag, console, settings_from_args
+from copilot.cli._common import add_session_dir_flag, build_track, console, settings_from_args
 
 EVENT_STYLES = {
     "session_started": "bold", "session_ended": "bold", "suggestion_requested": "cyan",
@@ -81,7 +81,18 @@ def run(args: argparse.Namespace) -> int:
         return print_timeline(player, paced=args.paced, all_metrics=args.all_metrics)
     from copilot.ui.replay import run_replay_app
 
-    return run_replay_app(player, theme=args.theme or settings.theme)
+    return run_replay_app(player, theme=args.theme or settings.theme, reference=_reference(player, settings))
+
+
+def _reference(player: Any, settings: Any) -> list[Any]:
+    """The record's own curve, when the session's track is at hand on this machine (it may not be)."""
+    started = next((e.body for e in player.events if e.type == "session_started"), None)
+    if started is None:
+        return []
+    try:
+        return list(build_track(settings, started.track).reference_curve(started.record))
+    except Exception:  # an unsynced or unknown track: the replay shows the runs without the record's curve
+        return []
 
 
 def print_timeline(player: Any, paced: bool = False, all_metrics: bool = False) -> int:
@@ -132,7 +143,7 @@ def summary_text(state: Any) -> Any:
     text.append("final state", style="bold")
     text.append(f": head {(state.head or '?')[:7]} on {state.branch or '?'} · "
                 f"{max(len(state.commits) - 1, 0)} commit(s) after the start · {len(state.suggestions)} suggestion(s)")
-    decisions = [h.decision for s in state.suggestions.values() for h in s.hunks if h.decision]
+    decisions = [d.action for s in state.suggestions.values() for d in s.decisions.values()]
     if decisions:
         text.append(f" · hunks: {decisions.count('accept')} accepted, {decisions.count('edit')} edited, "
                     f"{decisions.count('reject')} rejected")

@@ -15,6 +15,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--gpus", type=int, default=None)
     parser.add_argument("--timeout", type=float, default=None, help="stop the run after this many seconds")
     parser.add_argument("--quiet", action="store_true", help="no live display, only the result")
+    parser.add_argument("--run-anyway", action="store_true",
+                        help="train even if the integrity guard blocks the commit (your override is logged)")
     add_session_dir_flag(parser)
     parser.set_defaults(func=run)
 
@@ -41,17 +43,23 @@ def run(args: argparse.Namespace) -> int:
     session = Session.open(settings.session_dir, session_dir.name, track, provider,
                            runner=build_runner(settings), options=options)
     try:
-        return asyncio.run(_train(session, quiet=args.quiet))
+        return asyncio.run(_train(session, quiet=args.quiet, override_guard=args.run_anyway))
     finally:
-        session.close(reason="headless run finished")
+        session.close_now(reason="headless run finished")
 
 
-async def _train(session, quiet: bool) -> int:
+async def _train(session, quiet: bool, override_guard: bool = False) -> int:
     from rich.live import Live
     from rich.text import Text
 
+    from copilot.core.errors import RunError
+    from copilot.core.session.engine import GuardBlocked
+
     out = console()
-    view = session.start_run()
+    try:
+        view = await session.start_run(started_by="run", override_guard=override_guard)
+    except GuardBlocked as exc:
+        raise RunError(f"{exc}. Pass --run-anyway to train it regardless (logged as your override).") from None
     out.print(f"run {view.run_id} on commit {view.commit[:10]}: {' '.join(view.command)}")
     target = session.state.target_val_loss
 
@@ -67,10 +75,11 @@ async def _train(session, quiet: bool) -> int:
         return Text(text)
 
     if quiet:
-        result = await session.watch_run(view.run_id)
+        result = await session.wait_run(view.run_id)
     else:
         with Live(status_line(), console=out, refresh_per_second=4) as live:
-            result = await session.watch_run(view.run_id, on_line=lambda _line: live.update(status_line()))
+            session.subscribe_lines(lambda _run, _line: live.update(status_line()))
+            result = await session.wait_run(view.run_id)
     ttt = result.time_to_target_ms
     out.print(
         f"[bold]{result.outcome.value}[/bold] · time to target {fmt_seconds(ttt / 1000 if ttt is not None else None)}"

@@ -107,7 +107,7 @@ def run_show(args: argparse.Namespace) -> int:
     for col in ("id", "status", "hunks", "accepted", "edited", "rejected", "tokens", "cost $", "commit"):
         sugg.add_column(col)
     for s in state.suggestions.values():
-        decisions = [h.decision for h in s.hunks]
+        decisions = [d.action for d in s.decisions.values()]
         sugg.add_row(plain(s.id), plain(s.status), str(len(s.hunks)), str(decisions.count("accept")),
                      str(decisions.count("edit")), str(decisions.count("reject")),
                      str(s.prompt_tokens + s.completion_tokens),

@@ -16,6 +16,7 @@ class KeyAction:
     help: str  # longer text for help and the palette
     show: bool = True  # shown in the footer
     palette: bool = True  # offered in the command palette
+    priority: bool = False  # checked before the focused widget (a replay's space and arrows)
 
 
 KEYMAP: tuple[KeyAction, ...] = (
@@ -23,7 +24,7 @@ KEYMAP: tuple[KeyAction, ...] = (
     KeyAction("a", "accept", "Accept", "Suggestion", "Accept the selected hunk"),
     KeyAction("x", "reject", "Reject", "Suggestion", "Reject the selected hunk"),
     KeyAction("e", "edit_hunk", "Edit", "Suggestion", "Edit the selected hunk's replacement before it lands"),
-    KeyAction("f", "feedback", "Feedback", "Suggestion", "Reject the selected hunk with feedback for the model"),
+    KeyAction("f", "feedback", "Why", "Suggestion", "Reject the selected hunk with feedback for the model"),
     KeyAction("A", "accept_all", "All", "Suggestion", "Accept every undecided hunk", show=False),
     KeyAction("X", "reject_all", "None", "Suggestion", "Reject every undecided hunk", show=False),
     KeyAction("j", "next_hunk", "Next hunk", "Suggestion", "Select the next hunk", show=False),
@@ -55,17 +56,29 @@ KEYMAP: tuple[KeyAction, ...] = (
     KeyAction("P", "agent_pause", "Pause agent", "Agent", "Autonomous mode: pause or resume the agent"),
     KeyAction("T", "take_over", "Take over", "Agent",
               "Autonomous mode: stop the agent and continue the session yourself (co-pilot mode)"),
+    KeyAction("space", "toggle_pause", "Play/pause", "Replay", "Replay: play or pause", priority=True),
+    KeyAction("n", "next_decision", "Next", "Replay", "Replay: jump to the next suggestion, decision or commit",
+              priority=True),
+    KeyAction("N", "previous_decision", "Prev", "Replay", "Replay: jump back to the previous decision",
+              priority=True),
+    KeyAction("left", "seek(-1)", "−10s", "Replay", "Replay: 10 seconds of the session back", priority=True),
+    KeyAction("right", "seek(1)", "+10s", "Replay", "Replay: 10 seconds of the session on", priority=True),
+    KeyAction("g", "goto", "Go to", "Replay", "Replay: jump to a typed time", priority=True, show=False),
+    KeyAction("plus,equals_sign", "faster", "Faster", "Replay", "Replay: twice as fast", priority=True, show=False),
+    KeyAction("minus,underscore", "slower", "Slower", "Replay", "Replay: half as fast", priority=True,
+              show=False),
     KeyAction("question_mark", "help", "Help", "Session", "Show the key bindings"),
     KeyAction("q", "quit_session", "Quit", "Session", "Quit (asks what to do with live runs)"),
 )
 
 
 def app_bindings() -> list[Binding]:
-    return [Binding(k.keys, k.action, k.description, show=k.show) for k in KEYMAP]
+    return [Binding(k.keys, k.action, k.description, show=k.show, priority=k.priority) for k in KEYMAP]
 
 
 def display_key(keys: str) -> str:
-    names = {"question_mark": "?", "ctrl+e": "ctrl+e", "enter": "enter"}
+    names = {"question_mark": "?", "ctrl+e": "ctrl+e", "enter": "enter", "equals_sign": "=", "underscore": "_",
+             "plus": "+", "minus": "-", "left": "←", "right": "→"}
     return " / ".join(names.get(k, k) for k in keys.split(","))
 
 

@@ -2,8 +2,8 @@
 
     b = SessionBuilder(tmp_path / "s1", mode="copilot", record=3, record_time_s=100.0, next_record_time_s=60.0)
     sid = b.suggestion(hunks=2)                       # suggestion_requested + suggestion_received
-    b.decide(sid, 0, "accept", seconds=4.0); b.decide(sid, 1, "reject", seconds=2.0)
-    sha = b.commit(sid)
+    sha = b.commit(sid)                               # commit_created
+    b.decide(sid, 0, "accept", seconds=4.0); b.decide(sid, 1, "reject", seconds=2.0)   # suggestion_decided
     b.run(sha, final_val_loss=1.27, time_to_target_ms=80_000)   # run_started, metrics, run_finished
     b.end()
 """
@@ -14,6 +14,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from copilot.core.edits import Hunk
+from copilot.core.session import schema as s
 from copilot.core.session.events import EventLog
 
 
@@ -62,9 +64,10 @@ class SessionBuilder:
         self._suggestions = 0
         self._runs = 0
         self._commits = 0
+        self._pending: dict[str, list] = {}
+        self._commit_of: dict[str, str] = {}
         self.target = target_val_loss
-        self.emit(
-            "session_started",
+        self.emit(s.SessionStarted(
             mode=mode,
             track=track,
             record=record,
@@ -81,12 +84,12 @@ class SessionBuilder:
             session_id=self.session_dir.name,
             workspace=workspace or str(self.session_dir / "workspace"),
             **extra,
-        )
+        ))
 
     # -- low level ----------------------------------------------------------------------------
-    def emit(self, type: str, *, after: float | None = None, **data: Any) -> None:
+    def emit(self, body: s.EventBody, *, after: float | None = None) -> None:
         self.clock.advance(self.step_s if after is None else after)
-        self.log.append(type, **data)
+        self.log.append(body)
 
     def close(self) -> None:
         self.log.close()
@@ -107,24 +110,24 @@ class SessionBuilder:
     ) -> str:
         self._suggestions += 1
         sid = f"s{self._suggestions}"
-        self.emit("suggestion_requested", suggestion_id=sid, instruction=instruction, after=after)
-        blocks = [
-            {"index": i, "path": "train_gpt.py", "search": f"lr = {i}e-3\n", "replace": f"lr = {i}e-2\n"}
-            for i in range(hunks)
-        ]
+        self.emit(s.SuggestionRequested(suggestion_id=sid, instruction=instruction), after=after)
+        blocks = [Hunk(index=i, path="train_gpt.py", search=f"lr = {i}e-3\n", replace=f"lr = {i}e-2\n")
+                  for i in range(hunks)]
         self.emit(
-            "suggestion_received",
-            suggestion_id=sid,
-            rationale=rationale,
-            hunks=blocks,
-            raw_text=raw_text if raw_text is not None else rationale,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            cost_usd=cost_usd,
-            latency_s=latency_s,
-            retries=0,
+            s.SuggestionReceived(
+                suggestion_id=sid,
+                rationale=rationale,
+                hunks=blocks,
+                raw_text=raw_text if raw_text is not None else rationale,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                cost_usd=cost_usd,
+                latency_s=latency_s,
+                retries=0,
+            ),
             after=latency_s,
         )
+        self._pending[sid] = []
         return sid
 
     def failed_suggestion(
@@ -132,15 +135,9 @@ class SessionBuilder:
     ) -> str:
         self._suggestions += 1
         sid = f"s{self._suggestions}"
-        self.emit("suggestion_requested", suggestion_id=sid, instruction="again")
-        self.emit(
-            "suggestion_failed",
-            suggestion_id=sid,
-            error=error,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            cost_usd=cost_usd,
-        )
+        self.emit(s.SuggestionRequested(suggestion_id=sid, instruction="again"))
+        self.emit(s.SuggestionFailed(suggestion_id=sid, error=error, prompt_tokens=prompt_tokens,
+                                     completion_tokens=completion_tokens, cost_usd=cost_usd))
         return sid
 
     def decide(
@@ -152,20 +149,21 @@ class SessionBuilder:
         seconds: float = 5.0,
         edited_replace: str | None = None,
         feedback: str | None = None,
+        commit: str | None = None,
     ) -> None:
+        """One hunk's decision; logged (with the suggestion's other decisions) as one suggestion_decided."""
         self.emit(
-            "hunk_decided",
-            suggestion_id=suggestion_id,
-            hunk_index=hunk_index,
-            decision=decision,
-            edited_replace=edited_replace,
-            feedback=feedback,
-            decision_time_s=seconds,
+            s.SuggestionDecided(
+                suggestion_id=suggestion_id,
+                decisions=[s.HunkDecision(hunk_index, decision, edited_replace=edited_replace, feedback=feedback,
+                                          decision_time_s=seconds)],
+                commit=commit or self._commit_of.get(suggestion_id),
+            ),
             after=seconds,
         )
 
     def feedback(self, suggestion_id: str, text: str) -> None:
-        self.emit("feedback_given", suggestion_id=suggestion_id, text=text)
+        self.emit(s.Note(text=f"feedback on {suggestion_id}: {text}", kind="feedback"))
 
     def commit(
         self,
@@ -180,15 +178,18 @@ class SessionBuilder:
         self._commits += 1
         sha = sha or f"{self._commits:040x}"
         self.emit(
-            "commit_created",
-            sha=sha,
-            parent=parent,
-            branch="main",
-            provenance=provenance,
-            suggestion_id=suggestion_id,
-            hunks_accepted=hunks_accepted,
-            message=message,
+            s.CommitCreated(
+                sha=sha,
+                parent=parent,
+                branch="main",
+                provenance=provenance,
+                suggestion_id=suggestion_id,
+                hunks_accepted=list(range(hunks_accepted)),
+                message=message,
+            )
         )
+        if suggestion_id:
+            self._commit_of[suggestion_id] = sha
         return sha
 
     def run(
@@ -209,49 +210,42 @@ class SessionBuilder:
         run_id = f"r{self._runs}"
         reached = time_to_target_ms is not None
         train_time_ms = train_time_ms if train_time_ms is not None else (time_to_target_ms or 100_000.0)
-        self.emit(
-            "run_started",
-            run_id=run_id,
-            commit=commit,
-            command=command or ["python", "train_gpt.py"],
-            runner="local",
-            gpus=0,
-        )
+        self.emit(s.RunStarted(run_id=run_id, commit=commit, command=command or ["python", "train_gpt.py"],
+                               runner="local", gpus=0))
         losses = [3.0, 2.0, (2.0 + final_val_loss) / 2, final_val_loss]
         for i, loss in enumerate(losses, start=1):
             self.emit(
-                "metric",
-                run_id=run_id,
-                step=total_steps * i // len(losses),
-                total_steps=total_steps,
-                val_loss=loss,
-                train_time_ms=train_time_ms * i / len(losses),
+                s.Metric(run_id=run_id, step=total_steps * i // len(losses), total_steps=total_steps,
+                         val_loss=loss, train_time_ms=train_time_ms * i / len(losses)),
                 after=wall_time_s / (len(losses) + 1),
             )
         self.emit(
-            "run_finished",
-            run_id=run_id,
-            outcome=outcome or ("reached_target" if reached else "finished_above_target"),
-            reached_target=reached,
-            time_to_target_ms=time_to_target_ms,
-            final_val_loss=final_val_loss,
-            best_val_loss=final_val_loss,
-            train_time_ms=train_time_ms,
-            wall_time_s=wall_time_s,
-            exit_code=0,
-            accelerator_seconds=accelerator_seconds if accelerator_seconds is not None else wall_time_s,
+            s.RunFinished(
+                run_id=run_id,
+                outcome=outcome or ("reached_target" if reached else "above_target"),
+                reached_target=reached,
+                time_to_target_ms=time_to_target_ms,
+                final_val_loss=final_val_loss,
+                best_val_loss=final_val_loss,
+                train_time_ms=train_time_ms,
+                wall_time_s=wall_time_s,
+                exit_code=0,
+                accelerator_seconds=accelerator_seconds if accelerator_seconds is not None else wall_time_s,
+            ),
             after=wall_time_s / (len(losses) + 1),
         )
         return run_id
 
-    def node(self, node_id: str, parent: str | None, commit: str, buggy: bool = False) -> None:
-        self.emit("node_created", node_id=node_id, parent=parent, commit=commit, buggy=buggy)
+    def node(self, node_id: int, parent: int | None, commit: str, buggy: bool = False) -> None:
+        self.emit(s.NodeCreated(node_id=node_id, parent=parent, commit=commit))
+        if buggy:
+            self.emit(s.NodeScored(node_id=node_id, buggy=True, outcome="crashed"))
 
     def note(self, text: str) -> None:
-        self.emit("note", text=text)
+        self.emit(s.Note(text=text))
 
     def end(self, reason: str = "user_quit") -> None:
-        self.emit("session_ended", reason=reason)
+        self.emit(s.SessionEnded(reason=reason))
         self.close()
 
 

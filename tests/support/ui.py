@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from copilot.core.edits import Hunk
+from copilot.core.session import schema as s
 from copilot.core.session.events import Event
 from copilot.core.session.projection import SessionState
 
@@ -14,61 +16,66 @@ C1 = "b" * 40
 
 
 class EventMaker:
+    """Events through the schema, as the session writes them (a field the schema lacks fails here)."""
+
     def __init__(self) -> None:
         self.events: list[Event] = []
 
-    def add(self, type: str, **data: Any) -> Event:
-        event = Event(seq=len(self.events) + 1, t=T0 + len(self.events), type=type, data=data)
+    def add(self, body: s.EventBody) -> Event:
+        event = Event.of(len(self.events) + 1, T0 + len(self.events), body)
         self.events.append(event)
         return event
 
 
-def metric_points(run_id: str, steps: int = 20, start: float = 6.0, every: int = 5) -> list[dict[str, Any]]:
+def metric_points(run_id: str, steps: int = 20, start: float = 6.0, every: int = 5) -> list[s.Metric]:
     """A falling loss curve: train lines every step, val lines every `every` steps."""
     out = []
     for step in range(1, steps + 1):
         t_ms = step * 100.0
         loss = start * math.exp(-step / 12) + 3.0
-        out.append({"run_id": run_id, "step": step, "total_steps": steps, "train_loss": loss,
-                    "train_time_ms": t_ms, "step_avg_ms": 100.0})
+        out.append(s.Metric(run_id=run_id, step=step, total_steps=steps, train_loss=loss, train_time_ms=t_ms,
+                            step_avg_ms=100.0))
         if step % every == 0:
-            out.append({"run_id": run_id, "step": step, "total_steps": steps, "val_loss": loss + 0.05,
-                        "train_time_ms": t_ms})
+            out.append(s.Metric(run_id=run_id, step=step, total_steps=steps, val_loss=loss + 0.05,
+                                train_time_ms=t_ms))
     return out
+
+
+def hunk(index: int, search: str, replace: str, path: str = "train_gpt.py") -> Hunk:
+    return Hunk(index=index, path=path, search=search, replace=replace)
 
 
 def sample_events(with_suggestion: bool = True, finished_run: bool = True, live_run: bool = False) -> list[Event]:
     m = EventMaker()
-    m.add("session_started", session_id="s-test", mode="copilot", track="micro", record=5,
-          target_val_loss=3.28, provider="oracle", model="oracle", provider_label="offline oracle",
-          offline=True, hint_levels=[], record_time_s=12.5, next_record_time_s=10.0, start_commit=START,
-          branch="main")
+    m.add(s.SessionStarted(session_id="s-test", mode="copilot", track="micro", record=5, target_val_loss=3.28,
+                           provider="oracle", model="oracle", provider_label="offline oracle", offline=True,
+                           hint_levels=[], record_time_s=12.5, next_record_time_s=10.0, start_commit=START,
+                           branch="main"))
     if finished_run:
-        m.add("run_started", run_id="r1", commit=START, command=["python", "train_gpt.py"], runner="local")
-        for fields in metric_points("r1"):
-            m.add("metric", **fields)
-        m.add("run_finished", run_id="r1", outcome="reached_target", reached_target=True,
-              time_to_target_ms=1500.0, final_val_loss=3.25, train_time_ms=2000.0, wall_time_s=3.1, exit_code=0)
-    m.add("suggestion_requested", suggestion_id="g1", instruction="speed up the optimizer")
-    m.add("suggestion_received", suggestion_id="g1", rationale="Raise the LR and warm up faster.",
-          hunks=[{"index": 0, "path": "train_gpt.py", "search": "lr = 0.01\n", "replace": "lr = 0.02\n"},
-                 {"index": 1, "path": "train_gpt.py", "search": "warmup = 100\n", "replace": "warmup = 50\n"}],
-          prompt_tokens=1200, completion_tokens=300, cost_usd=0.0, latency_s=0.4)
-    m.add("hunk_decided", suggestion_id="g1", hunk_index=0, decision="accept", decision_time_s=2.0)
-    m.add("hunk_decided", suggestion_id="g1", hunk_index=1, decision="reject", feedback="keep warmup",
-          decision_time_s=3.0)
-    m.add("commit_created", sha=C1, parent=START, branch="main", provenance="ai", message="raise lr",
-          suggestion_id="g1")
+        m.add(s.RunStarted(run_id="r1", commit=START, command=["python", "train_gpt.py"], runner="local"))
+        for metric in metric_points("r1"):
+            m.add(metric)
+        m.add(s.RunFinished(run_id="r1", outcome="reached_target", reached_target=True, time_to_target_ms=1500.0,
+                            final_val_loss=3.25, train_time_ms=2000.0, wall_time_s=3.1, exit_code=0))
+    m.add(s.SuggestionRequested(suggestion_id="g1", instruction="speed up the optimizer"))
+    m.add(s.SuggestionReceived(suggestion_id="g1", rationale="Raise the LR and warm up faster.",
+                               hunks=[hunk(0, "lr = 0.01\n", "lr = 0.02\n"),
+                                      hunk(1, "warmup = 100\n", "warmup = 50\n")],
+                               prompt_tokens=1200, completion_tokens=300, cost_usd=0.0, latency_s=0.4))
+    m.add(s.CommitCreated(sha=C1, parent=START, branch="main", provenance="ai", message="raise lr",
+                          suggestion_id="g1", hunks_accepted=[0]))
+    m.add(s.SuggestionDecided(suggestion_id="g1", commit=C1, decisions=[
+        s.HunkDecision(0, "accept", decision_time_s=2.0),
+        s.HunkDecision(1, "reject", feedback="keep warmup", decision_time_s=3.0)]))
     if with_suggestion:
-        m.add("suggestion_requested", suggestion_id="g2", instruction=None)
-        m.add("suggestion_received", suggestion_id="g2", rationale="Three small changes.",
-              hunks=[{"index": i, "path": "train_gpt.py", "search": f"x{i} = {i}\n", "replace": f"x{i} = {i + 10}\n"}
-                     for i in range(3)],
-              prompt_tokens=900, completion_tokens=200, cost_usd=None, latency_s=0.2)
+        m.add(s.SuggestionRequested(suggestion_id="g2"))
+        m.add(s.SuggestionReceived(suggestion_id="g2", rationale="Three small changes.",
+                                   hunks=[hunk(i, f"x{i} = {i}\n", f"x{i} = {i + 10}\n") for i in range(3)],
+                                   prompt_tokens=900, completion_tokens=200, latency_s=0.2))
     if live_run:
-        m.add("run_started", run_id="r2", commit=C1, command=["python", "train_gpt.py"], runner="local")
-        for fields in metric_points("r2", steps=10):
-            m.add("metric", **fields)
+        m.add(s.RunStarted(run_id="r2", commit=C1, command=["python", "train_gpt.py"], runner="local"))
+        for metric in metric_points("r2", steps=10):
+            m.add(metric)
     return m.events
 
 
@@ -89,10 +96,15 @@ def screen_text(app: Any) -> str:
     return console.export_text(styles=False)
 
 
-async def wait_until(pilot: Any, predicate: Any, timeout_s: float = 20.0, what: str = "condition") -> None:
-    """Let the app run (timers, workers) until predicate() holds; fail with `what` after timeout_s."""
+HANG_GUARD_S = 120.0  # only a hang trips this: under load a condition may take long, and that is fine
+
+
+async def wait_until(pilot: Any, predicate: Any, timeout_s: float = HANG_GUARD_S, what: str = "condition") -> None:
+    """Let the app run (timers, workers) until predicate() holds. The deadline is a hang guard, never a speed
+    check: a shorter `timeout_s` given by a caller is raised to HANG_GUARD_S."""
     import time
 
+    timeout_s = max(timeout_s, HANG_GUARD_S)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
@@ -103,3 +115,16 @@ async def wait_until(pilot: Any, predicate: Any, timeout_s: float = 20.0, what: 
 
 def notifications(app: Any) -> list[str]:
     return [n.message for n in app._notifications]
+
+
+class FakeClock:
+    """The app's decision clock, moved by the test: decision times are exact, whatever the machine's load."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -35,6 +35,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from copilot.core.errors import ConfigError, SpeedcopilotError
+from copilot.core.session import schema as s
 from copilot.core.session.events import EVENTS_FILE, Event, read_events
 
 SIGNIFICANCE_ALPHA = 0.01
@@ -262,30 +263,30 @@ def collect_runs(events: Iterable[Event]) -> list[RunResult]:
     last_val: dict[str, float] = {}
     results: list[RunResult] = []
     for event in events:
-        run_id = _str(event.get("run_id"))
-        if run_id is None:
-            continue
-        if event.type == "run_started":
-            commits[run_id] = _str(event.get("commit"))
-        elif event.type == "metric":
-            val = _num(event.get("val_loss"))
-            if val is not None:
+        if event.type == "metric":
+            val = _num(event.data.get("val_loss"))
+            run_id = event.data.get("run_id")
+            if val is not None and isinstance(run_id, str):
                 last_val[run_id] = val
-        elif event.type == "run_finished":
-            ttt_ms = _num(event.get("time_to_target_ms"))
-            reached = event.get("reached_target") is True and ttt_ms is not None
-            final = _num(event.get("final_val_loss"))
+            continue
+        body = event.body
+        if isinstance(body, s.RunStarted):
+            commits[body.run_id] = body.commit or None
+        elif isinstance(body, s.RunFinished):
+            ttt_ms = _num(body.time_to_target_ms)
+            reached = body.reached_target and ttt_ms is not None
+            final = _num(body.final_val_loss)
             results.append(
                 RunResult(
-                    run_id=run_id,
-                    commit=commits.get(run_id, _str(event.get("commit"))),
-                    outcome=_str(event.get("outcome")),
+                    run_id=body.run_id,
+                    commit=commits.get(body.run_id, _str(body.get("commit"))),
+                    outcome=body.outcome,
                     reached_target=reached,
                     time_to_target_s=ttt_ms / 1000.0 if reached and ttt_ms is not None else None,
-                    final_val_loss=final if final is not None else last_val.get(run_id),
-                    best_val_loss=_num(event.get("best_val_loss")),
-                    wall_time_s=_num(event.get("wall_time_s")),
-                    accelerator_seconds=_num(event.get("accelerator_seconds")),
+                    final_val_loss=final if final is not None else last_val.get(body.run_id),
+                    best_val_loss=_num(body.best_val_loss),
+                    wall_time_s=_num(body.wall_time_s),
+                    accelerator_seconds=_num(body.accelerator_seconds),
                     finished_at=event.t,
                 )
             )
@@ -301,8 +302,8 @@ def runs_by_commit(
     """
     events = list(events)
     if target is None:
-        started = next((e for e in events if e.type == "session_started"), None)
-        target = _num(started.get("target_val_loss")) if started else None
+        started = _started(events)
+        target = _num(started.target_val_loss) if started else None
     groups: dict[str | None, list[RunResult]] = {}
     for run in collect_runs(events):
         groups.setdefault(run.commit, []).append(run)
@@ -416,7 +417,7 @@ def _fill_summary(
     if events:
         row.started_at = events[0].t
         row.wall_time_s = max(0.0, max(e.t for e in events) - min(e.t for e in events))
-    started = next((e for e in events if e.type == "session_started"), None)
+    started = _started(events)
     if started is None:
         row.problems.append("no session_started event: mode, task and FSR unknown")
     else:
@@ -425,30 +426,35 @@ def _fill_summary(
     decision_times: list[float] = []
     run_ids: set[str] = set()
     for event in events:
-        kind = event.type
-        if kind == "suggestion_received":
-            row.suggestions += 1
-            _add_costs(row, event)
-        elif kind == "suggestion_failed":
-            row.suggestions_failed += 1
-            _add_costs(row, event)
-        elif kind == "hunk_decided":
-            decision = _str(event.get("decision"))
-            if decision == "accept":
-                row.hunks_accepted += 1
-            elif decision == "edit":
-                row.hunks_edited += 1
-            elif decision == "reject":
-                row.hunks_rejected += 1
-            seconds = _num(event.get("decision_time_s"))
-            if seconds is not None:
-                decision_times.append(seconds)
-        elif kind == "node_created":
+        if event.type == "metric":
+            continue
+        body = event.body
+        if isinstance(body, (s.SuggestionReceived, s.SuggestionFailed)):
+            if isinstance(body, s.SuggestionReceived):
+                row.suggestions += 1
+            else:
+                row.suggestions_failed += 1
+            row.prompt_tokens += body.prompt_tokens
+            row.completion_tokens += body.completion_tokens
+            row.cost_usd += body.cost_usd or 0.0
+        elif isinstance(body, (s.SuggestionDecided, s.HunkDecided)):
+            decisions = body.decisions if isinstance(body, s.SuggestionDecided) else [_legacy(body)]
+            for decision in decisions:
+                if decision is None:
+                    continue
+                if decision.action == "accept":
+                    row.hunks_accepted += 1
+                elif decision.action == "edit":
+                    row.hunks_edited += 1
+                elif decision.action == "reject":
+                    row.hunks_rejected += 1
+                decision_times.append(decision.decision_time_s)
+        elif isinstance(body, s.NodeCreated):
             row.nodes += 1
-        elif kind == "run_started":
-            run_ids.add(_str(event.get("run_id")) or f"#{event.seq}")
-        elif kind == "session_ended":
-            row.ended_reason = _str(event.get("reason"))
+        elif isinstance(body, s.RunStarted):
+            run_ids.add(body.run_id)
+        elif isinstance(body, s.SessionEnded):
+            row.ended_reason = body.reason
     row.runs = len(run_ids)
     if decision_times:
         row.median_decision_time_s = statistics.median(decision_times)
@@ -470,40 +476,45 @@ def _fill_summary(
         row.best_significant_time_s = min(c.mean_time_to_target_s for c in records)  # type: ignore[type-var]
 
 
-def _fill_from_started(row: SessionSummary, started: Event, baselines: Baselines | None) -> None:
-    row.session_id = _str(started.get("session_id")) or row.session_id
-    row.mode = _str(started.get("mode"))
-    row.track = _str(started.get("track"))
-    row.record = _int(started.get("record"))
-    row.next_record = _int(started.get("next_record"))
+def _started(events: Iterable[Event]) -> s.SessionStarted | None:
+    for event in events:
+        if event.type == "session_started" and isinstance(event.body, s.SessionStarted):
+            return event.body
+    return None
+
+
+def _legacy(body: s.HunkDecided) -> s.HunkDecision | None:
+    try:
+        return body.as_decision()
+    except ValueError:
+        return None
+
+
+def _fill_from_started(row: SessionSummary, started: s.SessionStarted, baselines: Baselines | None) -> None:
+    row.session_id = started.session_id or row.session_id
+    row.mode = started.mode
+    row.track = started.track
+    row.record = started.record
+    row.next_record = started.next_record
     if row.next_record is None and row.record is not None:
         row.next_record = row.record + 1
     row.task = f"{row.track or '?'} {row.record if row.record is not None else '?'}→{row.next_record or '?'}"
-    row.provider = _str(started.get("provider"))
-    row.model = _str(started.get("model"))
-    levels = started.get("hint_levels")
-    if isinstance(levels, list):
-        clean = sorted({int(v) for v in levels if _int(v) is not None and int(v) > 0})
-        row.hints = "+".join(str(v) for v in clean) if clean else "0"
-    row.participant = _str(started.get("participant"))
-    row.target_val_loss = _num(started.get("target_val_loss"))
-    row.tool_version = _str(started.get("tool_version"))
-    study = started.get("study")
-    if isinstance(study, dict):
-        row.study = _str(study.get("name"))
-    row.record_time_s = _num(started.get("record_time_s"))
-    row.next_record_time_s = _num(started.get("next_record_time_s"))
+    row.provider = started.provider or None
+    row.model = started.model or None
+    clean = sorted({int(v) for v in started.hint_levels if _int(v) is not None and int(v) > 0})
+    row.hints = "+".join(str(v) for v in clean) if clean else "0"
+    row.participant = started.participant
+    row.target_val_loss = started.target_val_loss
+    row.tool_version = started.tool_version
+    if isinstance(started.study, dict):
+        row.study = _str(started.study.get("name"))
+    row.record_time_s = started.record_time_s
+    row.next_record_time_s = started.next_record_time_s
     if baselines is not None:
         override = baselines.time(row.track, row.record)
         row.record_time_s = override if override is not None else row.record_time_s
         override = baselines.time(row.track, row.next_record)
         row.next_record_time_s = override if override is not None else row.next_record_time_s
-
-
-def _add_costs(row: SessionSummary, event: Event) -> None:
-    row.prompt_tokens += _int(event.get("prompt_tokens")) or 0
-    row.completion_tokens += _int(event.get("completion_tokens")) or 0
-    row.cost_usd += _num(event.get("cost_usd")) or 0.0
 
 
 def _best_time_curve(reached: list[RunResult], start: float | None) -> list[tuple[float, float]]:

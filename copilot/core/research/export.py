@@ -387,7 +387,8 @@ def _archive_name(scrubber: Scrubber, name: str, index: int, used: set[str]) -> 
 
 
 def _rewrite_event(scrubber: Scrubber, event: Event) -> str:
-    data = scrubber.mapping(event.data)
+    """The event through its typed body (unknown fields kept in `extra`), every value scrubbed."""
+    data = scrubber.mapping(event.data if event.type == "metric" else event.body.to_dict())
     return Event(seq=event.seq, t=event.t, type=event.type, data=data).to_json()
 
 

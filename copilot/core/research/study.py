@@ -329,8 +329,8 @@ def completed_positions(study: Study, participant: str, session_dirs: Iterable[P
     done: set[int] = set()
     for session_dir in session_dirs:
         result = read_events(Path(session_dir) / EVENTS_FILE)
-        started = next((e for e in result.events if e.type == "session_started"), None)
-        info = started.get("study") if started else None
+        started = next((e.body for e in result.events if e.type == "session_started"), None)
+        info = started.get("study") if started is not None else None
         if (
             isinstance(info, dict)
             and info.get("name") == study.name

@@ -36,6 +36,7 @@ RUN_JSON = "run.json"
 OUTPUT_LOG = "output.log"
 EXIT_CODE = "exit_code"
 CANCELLED = "cancelled"
+STOPPED_AT_TARGET = "stopped_at_target"
 RESULT_JSON = "result.json"
 
 ERROR_TAIL_LINES = 40
@@ -49,6 +50,7 @@ class Outcome(str, Enum):
     HUNG = "hung"
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
+    NO_METRIC = "no_metric"  # exited 0 without printing a single metric line
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class RunSpec:
     target_val_loss: float
     timeout_s: float | None = None
     hang_timeout_s: float | None = 300.0
+    stop_at_target: bool = False  # end the run at the first validation at or below the target
 
 
 @dataclass
@@ -82,6 +85,8 @@ class RunResult:
     peak_memory_mib: int | None = None
     timer_gap: float | None = None  # wall time / script train time; < 1 means the script's timer ran fast
     error_summary: str | None = None  # one readable line for a crash: rank, exception, message, script:line
+    stopped_at_target: bool = False  # the watcher ended it at the target (stop_at_target)
+    queue_time_s: float | None = None  # time a scheduler held it before it started (SLURM), not run time
 
     @property
     def timer_suspect(self) -> bool:
@@ -128,10 +133,44 @@ class RunHandle(ABC):
 
     @abstractmethod
     def kill(self, grace_s: float = 5.0) -> None:
-        """Stop the run and everything it started: SIGTERM, then SIGKILL after grace_s. Blocks until dead."""
+        """Stop the run and everything it started: SIGTERM, then SIGKILL after grace_s. Blocks until dead
+        (for callers without an event loop; watchers use `stop`, which never blocks)."""
+
+    def terminate(self) -> None:
+        """Ask the run to stop (SIGTERM to its process group) and return at once."""
+        self.kill(0.0)
+
+    def force_kill(self) -> None:
+        """Kill whatever is left of the run (SIGKILL) and return at once."""
+        self.kill(0.0)
+
+    def any_alive(self) -> bool:
+        """The command or anything it started (its process group) still runs."""
+        return self.is_alive()
+
+    def is_pending(self) -> bool:
+        """Queued by a scheduler and not started yet (SLURM); hang and run timeouts do not count then."""
+        return False
+
+    async def stop(self, grace_s: float = 5.0, poll_s: float = 0.05) -> None:
+        """SIGTERM now, SIGKILL after grace_s if anything is left; awaits, never blocks the loop."""
+        import asyncio
+
+        await asyncio.to_thread(self.terminate)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        while self.any_alive() and loop.time() < deadline:
+            await asyncio.sleep(poll_s)
+        if self.any_alive():
+            await asyncio.to_thread(self.force_kill)
+
+    def request_stop(self) -> None:
+        """The user's cancel: the marker (watchers report CANCELLED) and SIGTERM; the watcher escalates."""
+        mark_cancelled(self.run_dir)
+        self.terminate()
 
     def cancel(self, grace_s: float = 5.0) -> None:
-        """Stop the run on the user's request; watchers see the marker and report CANCELLED."""
+        """Stop the run on the user's request and wait for it (blocking; see request_stop)."""
         mark_cancelled(self.run_dir)
         self.kill(grace_s)
 
@@ -153,6 +192,16 @@ def mark_cancelled(run_dir: Path) -> None:
 
 def is_cancelled(run_dir: Path) -> bool:
     return (run_dir / CANCELLED).exists()
+
+
+def mark_stopped_at_target(run_dir: Path) -> None:
+    """Written before a watcher stops a run at the target, so whoever classifies it (maybe a watcher that
+    re-attached after a crash) knows the SIGTERM was the score, not a failure."""
+    (run_dir / STOPPED_AT_TARGET).write_text(f"{time.time()}\n")
+
+
+def is_stopped_at_target(run_dir: Path) -> bool:
+    return (run_dir / STOPPED_AT_TARGET).exists()
 
 
 def read_exit_code(run_dir: Path) -> int | None:
@@ -190,6 +239,7 @@ def load_spec(run_dir: Path) -> RunSpec:
         target_val_loss=float(info["target_val_loss"]),
         timeout_s=info.get("timeout_s"),
         hang_timeout_s=info.get("hang_timeout_s"),
+        stop_at_target=bool(info.get("stop_at_target", False)),
     )
 
 
@@ -215,9 +265,11 @@ def classify(
     nan_seen: bool = False,
     cancelled: bool = False,
     killed_for: Outcome | None = None,
+    has_metrics: bool = True,
 ) -> Outcome:
-    """How a run ended. Precedence: cancelled > what the watcher killed it for (diverged, hung, timed out) >
-    a NaN/inf loss > a non-zero or unknown exit status > reached target or not."""
+    """How a run ended. Precedence: cancelled > what the watcher killed it for (diverged, hung, timed out,
+    reached target with stop_at_target) > a NaN/inf loss > a non-zero or unknown exit status > no metric at
+    all > reached target or not."""
     if cancelled:
         return Outcome.CANCELLED
     if killed_for is not None:
@@ -226,6 +278,8 @@ def classify(
         return Outcome.DIVERGED
     if exit_code != 0:
         return Outcome.CRASHED
+    if not has_metrics:
+        return Outcome.NO_METRIC
     return Outcome.REACHED_TARGET if reached_target else Outcome.ABOVE_TARGET
 
 
@@ -235,6 +289,8 @@ def error_tail(lines: Iterable[str], outcome: Outcome) -> list[str]:
     the last traceback on; for other endings the last few lines."""
     if outcome in (Outcome.REACHED_TARGET, Outcome.ABOVE_TARGET):
         return []
+    if outcome is Outcome.NO_METRIC:
+        return list(lines)[-SHORT_TAIL_LINES:]
     lines = list(lines)
     if outcome is Outcome.CRASHED:
         crash = crash_summary(lines)

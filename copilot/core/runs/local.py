@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from copilot.core.errors import RunError
+from copilot.core.runs.env import run_environment
 from copilot.core.runs.base import (
     EXIT_CODE,
     OUTPUT_LOG,
@@ -131,6 +132,24 @@ class LocalRunHandle(RunHandle):
             except subprocess.TimeoutExpired:
                 pass
 
+    def terminate(self) -> None:
+        if self._group_is_ours():
+            self._signal(signal.SIGTERM)
+        self._reap()
+
+    def force_kill(self) -> None:
+        if self._group_is_ours():
+            self._signal(signal.SIGKILL)
+        self._reap()
+
+    def any_alive(self) -> bool:
+        self._reap()
+        return self.is_alive() or (self._group_is_ours() and group_alive(self.pgid))
+
+    def _reap(self) -> None:
+        if self._proc is not None:
+            self._proc.poll()  # our own child must not linger as a zombie
+
     def _group_is_ours(self) -> bool:
         """False when the leader's pid now belongs to another process (the run ended long ago and the number
         was reused): then the group number is someone else's and must not be signalled."""
@@ -188,7 +207,7 @@ class LocalRunner:
         if (run_dir / RUN_JSON).exists():
             raise RunError(f"run folder {run_dir} already holds a run; use a new run id")
         run_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **spec.env}
+        env = run_environment(spec.env)  # the allow-listed environment, never this process's secrets
         env["SPEEDCOPILOT_RUN_ID"] = spec.run_id
         env["SPEEDCOPILOT_RUN_DIR"] = str(run_dir)
         _resolve_executable(spec.command, cwd, env)
@@ -221,6 +240,7 @@ class LocalRunner:
             "target_val_loss": spec.target_val_loss,
             "timeout_s": spec.timeout_s,
             "hang_timeout_s": spec.hang_timeout_s,
+            "stop_at_target": spec.stop_at_target,
         }
         _write_json_atomic(run_dir / RUN_JSON, info)
         return LocalRunHandle(spec.run_id, run_dir, proc.pid, proc.pid, started_at, info["start_ticks"], proc)

@@ -185,6 +185,16 @@ class SshRunHandle(RunHandle):
             raise RunError(f"remote run {self.run_id} (process group {self.pgid}) survived SIGKILL")
         self._done.wait(timeout=15.0)
 
+    def terminate(self) -> None:
+        self._signal("TERM")
+
+    def force_kill(self) -> None:
+        self._signal("KILL")
+
+    def _signal(self, name: str) -> None:
+        # dash's kill takes no "--"; "-$p" is the process group
+        self.ssh.run(f"p={self.pgid}; kill -{name} -$p 2>/dev/null; true", timeout_s=30.0)
+
     # extra ------------------------------------------------------------------------------------------------
     def detach(self) -> None:
         """Stop mirroring (the remote run goes on); attach() from any process continues it."""

@@ -16,6 +16,8 @@ from copilot.core.runs.base import (
     RunSpec,
     classify,
     is_cancelled,
+    is_stopped_at_target,
+    mark_stopped_at_target,
     reached_target,
     summarize,
     write_result,
@@ -101,8 +103,11 @@ def _mtime(path: Path) -> float | None:
         return None
 
 
-async def _kill(handle: RunHandle, grace_s: float) -> None:
-    await asyncio.to_thread(handle.kill, grace_s)
+def _through_target(points: list[MetricPoint], target: float) -> list[MetricPoint]:
+    for index, point in enumerate(points):
+        if point.val_loss is not None and point.val_loss <= target:
+            return points[: index + 1]
+    return points
 
 
 async def watch_run(
@@ -115,43 +120,56 @@ async def watch_run(
     *,
     kill_grace_s: float = 5.0,
     save_result: bool = True,
+    clock: Callable[[], float] = time.monotonic,
 ) -> RunResult:
-    """Tail the run's output.log until the run ends; stop it on divergence, hang or timeout; classify it.
+    """Tail the run's output.log until the run ends; stop it on divergence, hang, timeout, or (stop_at_target)
+    at the target; end whatever it left running; classify it.
 
     Callbacks get the lines and points after from_offset (bytes); what came before is parsed silently so the
-    result covers the whole run. Cancelling the task that awaits this stops the watching, never the run.
-    The result is also written to run_dir/result.json unless save_result is False.
+    result covers the whole run. Cancelling the task that awaits this stops the watching, never the run. A run
+    a scheduler still holds (`handle.is_pending()`) counts neither as hung nor towards its timeout. Stopping
+    never blocks the loop: SIGTERM, then SIGKILL after kill_grace_s, awaited. The result is also written to
+    run_dir/result.json unless save_result is False.
     """
     parser = LogParser()
     tail = _Tail(handle.run_dir / OUTPUT_LOG, parser, on_line, on_metric, from_offset)
     killed_for: Outcome | None = None
     cancelled = False
-    last_output = time.monotonic()
+    last_output = clock()
     saw_alive = False
     try:
         while True:
             if await tail.read():
-                last_output = time.monotonic()
+                last_output = clock()
             alive = handle.is_alive()
             saw_alive = saw_alive or alive
+            pending = alive and handle.is_pending()
+            if pending:
+                last_output = clock()
             if parser.nan_seen:
                 killed_for = Outcome.DIVERGED
             elif is_cancelled(handle.run_dir):
                 cancelled = True
+            elif spec.stop_at_target and reached_target(parser.points, spec.target_val_loss):
+                killed_for = Outcome.REACHED_TARGET
+                mark_stopped_at_target(handle.run_dir)
             elif not alive:
                 break
-            elif spec.timeout_s is not None and time.time() - handle.started_at > spec.timeout_s:
+            elif (not pending and spec.timeout_s is not None
+                  and time.time() - handle.started_at > spec.timeout_s):
                 killed_for = Outcome.TIMED_OUT
-            elif spec.hang_timeout_s is not None and time.monotonic() - last_output > spec.hang_timeout_s:
+            elif spec.hang_timeout_s is not None and clock() - last_output > spec.hang_timeout_s:
                 killed_for = Outcome.HUNG
             if killed_for is not None or cancelled:
-                await _kill(handle, kill_grace_s)
+                await handle.stop(kill_grace_s)
                 break
             await asyncio.sleep(poll_s)
         await tail.read()
         tail.finish()
     finally:
         tail.close()
+    if handle.any_alive():  # the command ended but left children behind (`sleep 300 &`): end them too
+        await handle.stop(min(kill_grace_s, 1.0))
     ended = handle.ended_at()
     if ended is None:
         # Killed (no exit status written): it ended now, or, if it was already dead when we came, at its
@@ -159,14 +177,21 @@ async def watch_run(
         ended = time.time() if saw_alive else _mtime(handle.run_dir / OUTPUT_LOG) or time.time()
     wall_time_s = max(0.0, ended - handle.started_at)
     exit_code = handle.exit_code()
+    stopped = killed_for is Outcome.REACHED_TARGET or (killed_for is None and is_stopped_at_target(handle.run_dir))
+    if stopped:  # the score is the crossing: what the process printed after it is not part of the run
+        killed_for = Outcome.REACHED_TARGET
+        parser.points = _through_target(parser.points, spec.target_val_loss)
     outcome = classify(
         exit_code=exit_code,
         reached_target=reached_target(parser.points, spec.target_val_loss),
         nan_seen=parser.nan_seen,
         cancelled=cancelled or is_cancelled(handle.run_dir),
         killed_for=killed_for,
+        has_metrics=bool(parser.points),
     )
     result = summarize(handle.run_id, parser, spec.target_val_loss, outcome, exit_code, wall_time_s)
+    result.stopped_at_target = stopped
+    result.queue_time_s = getattr(handle, "queue_time_s", None)
     if save_result:
         write_result(handle.run_dir, result)
     return result

@@ -1,18 +1,20 @@
 """The session: one event log, one git workspace, one engine that drives the loop.
 
+    schema.py      the event types (one frozen dataclass each) and the one decision type
     events.py      events.jsonl writer (lock, append + fsync) and tolerant reader
     projection.py  SessionState = fold(events), rendered by every driver
     workspace.py   the git repo of a session: provenance trailers, run notes, undo, branches
-    engine.py      Session: propose -> review -> commit -> run -> observe, every step an event
+    engine.py      Session: propose -> review -> commit -> run -> observe; owns the git thread and run watchers
     replay.py      ReplayPlayer: a recorded session on a timeline, fed to the same projection
 """
 
 from copilot.core.session.engine import (
     RUNS_DIR,
     WORKSPACE_DIR,
-    HunkDecision,
+    GuardBlocked,
     Session,
     SessionOptions,
+    commit_message,
     ensure_not_open,
     host_info,
     list_session_dirs,
@@ -20,8 +22,9 @@ from copilot.core.session.engine import (
     new_session_id,
     resolve_session_dir,
 )
+from copilot.core.session.schema import HunkDecision
 
 __all__ = [
-    "RUNS_DIR", "WORKSPACE_DIR", "HunkDecision", "Session", "SessionOptions", "ensure_not_open", "host_info",
-    "list_session_dirs", "load_state", "new_session_id", "resolve_session_dir",
+    "RUNS_DIR", "WORKSPACE_DIR", "GuardBlocked", "HunkDecision", "Session", "SessionOptions", "commit_message",
+    "ensure_not_open", "host_info", "list_session_dirs", "load_state", "new_session_id", "resolve_session_dir",
 ]

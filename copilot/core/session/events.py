@@ -1,7 +1,9 @@
 """The session log: one JSON object per line, the single source of truth of a session.
 
 Writer: one per session (an exclusive lock file refuses a second), flush + fsync per event.
-Reader: tolerant; a torn last line, a garbage line or an unknown event type is reported, never fatal.
+Reader: tolerant; a torn last line, a garbage line, an unknown or malformed event, out-of-order, duplicated or
+missing seq numbers are reported with line numbers, never fatal; every valid event is kept, in seq order.
+Event types and their fields live in schema.py: `append` takes a typed body, `event.body` gives one back.
 """
 
 from __future__ import annotations
@@ -11,46 +13,26 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from copilot.core.errors import SessionLockedError
+from copilot.core.session.schema import (
+    EVENT_TYPES,
+    FORMAT_VERSION,
+    EventBody,
+    Malformed,
+    SchemaError,
+    Unknown,
+    decode,
+)
 
-EVENT_FORMAT_VERSION = 1
+__all__ = ["EVENTS_FILE", "EVENT_TYPES", "Event", "EventLog", "ReadResult", "iter_type", "read_events"]
+
+EVENT_FORMAT_VERSION = FORMAT_VERSION
 EVENTS_FILE = "events.jsonl"
 LOCK_FILE = "events.lock"
-
-# Every type the engine writes. Readers keep unknown types (a newer writer) but report them.
-EVENT_TYPES: frozenset[str] = frozenset(
-    {
-        "session_started",
-        "session_resumed",
-        "suggestion_requested",
-        "suggestion_received",
-        "suggestion_failed",
-        "hunk_decided",
-        "feedback_given",
-        "commit_created",
-        "commit_failed",
-        "undo",
-        "branch_switched",
-        "external_edit_detected",
-        "guard_report",
-        "run_started",
-        "run_attached",
-        "metric",
-        "run_output",
-        "run_finished",
-        "node_created",
-        "node_scored",
-        "mode_changed",
-        "budget_exhausted",
-        "note",
-        "error",
-        "session_ended",
-    }
-)
 
 # Keys never allowed in an event: secrets must not reach the log.
 _SECRET_KEYS = frozenset(
@@ -60,14 +42,28 @@ _SECRET_KEYS = frozenset(
 _SECRET_SUFFIXES = ("_api_key", "_apikey", "_secret", "_password", "_token")
 
 
-@dataclass(frozen=True)
 class Event:
-    """One line of the session log."""
+    """One line of the session log: the envelope (seq, t, type) and the fields; `body` is the typed view."""
 
-    seq: int
-    t: float
-    type: str
-    data: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("seq", "t", "type", "data", "_body")
+
+    def __init__(self, seq: int, t: float, type: str, data: dict[str, Any] | None = None,
+                 body: EventBody | None = None) -> None:
+        self.seq = seq
+        self.t = t
+        self.type = type
+        self.data = data if data is not None else {}
+        self._body = body
+
+    @property
+    def body(self) -> EventBody:
+        """The typed body (decoded once). A body whose fields have the wrong shape is `Malformed`."""
+        if self._body is None:
+            try:
+                self._body = decode(self.type, self.data)
+            except SchemaError as exc:
+                self._body = Malformed(type_name=self.type, problem=str(exc), extra=dict(self.data))
+        return self._body
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.data.get(key, default)
@@ -84,10 +80,27 @@ class Event:
         seq, t, type_ = data.pop("seq"), data.pop("t"), data.pop("type")
         return cls(seq=int(seq), t=float(t), type=str(type_), data=data)
 
+    @classmethod
+    def of(cls, seq: int, t: float, body: EventBody) -> "Event":
+        return cls(seq=seq, t=t, type=body.TYPE, data=body.to_dict(), body=body)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Event):
+            return NotImplemented
+        return (self.seq, self.t, self.type, self.data) == (other.seq, other.t, other.type, other.data)
+
+    def __hash__(self) -> int:
+        return hash((self.seq, self.t, self.type))
+
+    def __repr__(self) -> str:
+        return f"Event(seq={self.seq}, t={self.t}, type={self.type!r}, data={self.data!r})"
+
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
     if hasattr(value, "__dataclass_fields__"):
         from dataclasses import asdict
 
@@ -111,11 +124,12 @@ class ReadResult:
 
     @property
     def last_seq(self) -> int:
-        return self.events[-1].seq if self.events else 0
+        return max((e.seq for e in self.events), default=0)
 
 
 def read_events(path: Path) -> ReadResult:
-    """Read a session log, skipping (and reporting) torn, garbage or unknown lines."""
+    """Read a session log: every valid event, in seq order; torn, garbage, unknown, malformed, out-of-order,
+    duplicated and missing events are reported (by line number), never fatal."""
     if not path.exists():
         return ReadResult(events=[], problems=[f"{path} does not exist"])
     raw = path.read_bytes()
@@ -123,14 +137,15 @@ def read_events(path: Path) -> ReadResult:
     if fast is not None:
         return fast
     events: list[Event] = []
+    lines: list[int] = []
     problems: list[str] = []
     torn_tail = False
-    lines = raw.split(b"\n")
+    chunks = raw.split(b"\n")
     ends_with_newline = raw.endswith(b"\n")
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(chunks, start=1):
         if not line.strip():
             continue
-        is_last = number == len(lines)
+        is_last = number == len(chunks)
         try:
             record = json.loads(line.decode("utf-8"))
             if not isinstance(record, dict) or "type" not in record or "seq" not in record:
@@ -143,10 +158,11 @@ def read_events(path: Path) -> ReadResult:
             else:
                 problems.append(f"line {number}: unreadable event skipped ({exc})")
             continue
-        if event.type not in EVENT_TYPES:
-            problems.append(f"line {number}: unknown event type {event.type!r} kept")
         events.append(event)
-    return ReadResult(events=events, problems=problems, torn_tail=torn_tail)
+        lines.append(number)
+    ordered, order_problems = _in_seq_order(events, lines)
+    return ReadResult(events=ordered, problems=problems + order_problems + _shape_problems(ordered, lines, events),
+                      torn_tail=torn_tail)
 
 
 def _read_clean_log(raw: bytes) -> ReadResult | None:
@@ -162,8 +178,60 @@ def _read_clean_log(raw: bytes) -> ReadResult | None:
         events = [Event.from_record(r) for r in records]
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
-    unknown = [f"line {i}: unknown event type {e.type!r} kept" for i, e in enumerate(events, 1) if e.type not in EVENT_TYPES]
-    return ReadResult(events=events, problems=unknown)
+    lines = list(range(1, len(events) + 1))
+    ordered, order_problems = _in_seq_order(events, lines)
+    return ReadResult(events=ordered, problems=order_problems + _shape_problems(ordered, lines, events))
+
+
+def _in_seq_order(events: list[Event], lines: list[int]) -> tuple[list[Event], list[str]]:
+    """Events sorted by seq (stable), with gaps, duplicates and out-of-order lines reported; none dropped."""
+    problems: list[str] = []
+    increasing = all(a.seq < b.seq for a, b in zip(events, events[1:]))
+    if not increasing:
+        seen: dict[int, int] = {}
+        highest = 0
+        for event, line in zip(events, lines):
+            if event.seq in seen:
+                problems.append(f"line {line}: duplicate seq {event.seq} (also line {seen[event.seq]}); both kept")
+            elif event.seq < highest:
+                problems.append(f"line {line}: seq {event.seq} is out of order (after seq {highest}); kept in seq order")
+            seen.setdefault(event.seq, line)
+            highest = max(highest, event.seq)
+        order = sorted(range(len(events)), key=lambda k: (events[k].seq, lines[k]))
+        events = [events[k] for k in order]
+    previous = 0
+    for event in events:
+        if event.seq > previous + 1 and previous:
+            missing = event.seq - previous - 1
+            problems.append(f"seq {previous} → {event.seq}: {missing} event{'s' if missing > 1 else ''} missing")
+        previous = max(previous, event.seq)
+    return events, problems
+
+
+_QUICK_TYPES = frozenset({"metric"})  # the bulk of a log: checked by their required keys only
+
+
+def _shape_problems(ordered: list[Event], lines: list[int], file_order: list[Event]) -> list[str]:
+    """Unknown types, malformed known types and a missing session_started, each named with its line."""
+    problems: list[str] = []
+    line_of = {id(e): n for e, n in zip(file_order, lines)}
+    for event in ordered:
+        line = line_of.get(id(event), 0)
+        if event.type in _QUICK_TYPES:
+            if event.data.get("run_id") is None or not isinstance(event.data.get("step"), int):
+                problems.append(f"line {line}: metric event without run_id or step; skipped by readers")
+                event._body = Malformed(type_name=event.type, problem="metric without run_id or step",
+                                        extra=dict(event.data))
+            continue
+        body = event.body
+        if isinstance(body, Unknown):
+            problems.append(f"line {line}: unknown event type {event.type!r} kept")
+        elif isinstance(body, Malformed):
+            problems.append(f"line {line}: {body.problem}; skipped by readers")
+    if ordered and not any(e.type == "session_started" for e in ordered):
+        problems.append("no session_started event: the log's beginning is missing, or it is not a speedcopilot "
+                        "session; what it holds is shown as far as it goes")
+    return problems
 
 
 class EventLog:
@@ -220,13 +288,17 @@ class EventLog:
         if listener in self._listeners:
             self._listeners.remove(listener)
 
-    def append(self, type: str, **data: Any) -> Event:
+    def append(self, body: EventBody) -> Event:
+        """Write one typed event (flush + fsync) and hand it to the listeners, in seq order."""
         if self._fd is None:
             raise RuntimeError("event log is not open")
+        if not isinstance(body, EventBody):
+            raise TypeError(f"events are typed bodies from copilot.core.session.schema, got {type(body).__name__}")
+        data = body.to_dict()
         _check_no_secrets(data)
         with self._write_lock:
             self._seq += 1
-            event = Event(seq=self._seq, t=self._clock(), type=type, data=data)
+            event = Event(seq=self._seq, t=self._clock(), type=body.TYPE, data=data, body=body)
             payload = (event.to_json() + "\n").encode("utf-8")
             os.write(self._fd, payload)
             os.fsync(self._fd)

@@ -1,34 +1,22 @@
 """SessionState: the projection of a session's events that every driver renders.
 
 Live mode applies each event as it is appended; replay feeds the recorded events to the same `apply`.
-Nothing here reads git or the clock: state is a pure fold over events.
+Nothing here reads git or the clock: state is a pure fold over the typed event bodies (schema.py).
+
+Metric events are the bulk of a log (one per training step). A run keeps their fields as they were read and
+turns them into MetricPoints only when something asks for its points, so loading a long session costs a list
+append per metric event.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
-from copilot.core.session.events import Event
+from copilot.core.edits.model import Hunk
 from copilot.core.runs.metrics import MetricPoint
-
-
-@dataclass
-class HunkView:
-    index: int
-    path: str
-    search: str
-    replace: str
-    decision: str | None = None  # "accept" | "reject" | "edit"
-    edited_replace: str | None = None
-    feedback: str | None = None
-    decision_time_s: float | None = None
-    mode: str = "replace"  # replace | create | append | insert_after (edits.HUNK_MODES)
-    anchor: str | None = None
-
-    @property
-    def effective_replace(self) -> str:
-        return self.edited_replace if self.decision == "edit" and self.edited_replace is not None else self.replace
+from copilot.core.session import schema as s
+from copilot.core.session.events import Event
 
 
 @dataclass
@@ -37,7 +25,8 @@ class SuggestionView:
     instruction: str | None = None
     status: str = "requested"  # requested | received | failed | decided
     rationale: str = ""
-    hunks: list[HunkView] = field(default_factory=list)
+    hunks: list[Hunk] = field(default_factory=list)
+    decisions: dict[int, s.HunkDecision] = field(default_factory=dict)  # by hunk index, once decided
     error: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -53,8 +42,11 @@ class SuggestionView:
     guard: dict[str, Any] | None = None  # the guard's report on the suggestion's result (blocking, findings)
 
     @property
-    def undecided(self) -> list[HunkView]:
-        return [h for h in self.hunks if h.decision is None]
+    def undecided(self) -> list[Hunk]:
+        return [h for h in self.hunks if h.index not in self.decisions]
+
+    def decision(self, index: int) -> s.HunkDecision | None:
+        return self.decisions.get(index)
 
 
 @dataclass
@@ -68,6 +60,39 @@ class CommitView:
     t: float
 
 
+class _Points:
+    """A run's metric points: the raw fields as read, turned into MetricPoints on first access."""
+
+    __slots__ = ("_raw", "_points")
+
+    def __init__(self) -> None:
+        self._raw: list[dict[str, Any]] = []
+        self._points: list[MetricPoint] = []
+
+    def add(self, data: dict[str, Any]) -> None:
+        self._raw.append(data)
+
+    def materialized(self) -> list[MetricPoint]:
+        if len(self._points) < len(self._raw):
+            self._points.extend(s.Metric.point_from(d) for d in self._raw[len(self._points):])
+        return self._points
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Points) and self._raw == other._raw
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "_Points":
+        """A copy for replay checkpoints: the lists are new, their items (read-only fields, frozen points) shared."""
+        copy = _Points()
+        copy._raw = list(self._raw)
+        copy._points = list(self._points)
+        return copy
+
+
 @dataclass
 class RunView:
     run_id: str
@@ -76,8 +101,18 @@ class RunView:
     runner: str
     status: str  # "running" or an outcome string
     started_at: float
-    points: list[MetricPoint] = field(default_factory=list)
     result: dict[str, Any] | None = None
+    target: dict[str, Any] | None = None  # TargetReached fields, the moment the target is seen
+    stop_at_target: bool = False
+    _points: _Points = field(default_factory=_Points, repr=False)
+
+    @property
+    def points(self) -> list[MetricPoint]:
+        return self._points.materialized()
+
+    @property
+    def point_count(self) -> int:
+        return len(self._points)
 
     @property
     def val_points(self) -> list[MetricPoint]:
@@ -89,7 +124,8 @@ class RunView:
 
     @property
     def last_point(self) -> MetricPoint | None:
-        return self.points[-1] if self.points else None
+        points = self.points
+        return points[-1] if points else None
 
     @property
     def best_val(self) -> float | None:
@@ -99,6 +135,17 @@ class RunView:
     @property
     def is_live(self) -> bool:
         return self.status == "running"
+
+    @property
+    def reached_target(self) -> bool:
+        """The target was seen (live, or in the finished result)."""
+        return self.target is not None or bool((self.result or {}).get("reached_target"))
+
+    @property
+    def time_to_target_ms(self) -> float | None:
+        if self.result and self.result.get("time_to_target_ms") is not None:
+            return self.result["time_to_target_ms"]
+        return self.target.get("time_to_target_ms") if self.target else None
 
 
 @dataclass
@@ -116,6 +163,7 @@ class SessionState:
     participant: str | None = None
     record_time_s: float | None = None
     next_record_time_s: float | None = None
+    baseline: dict[str, Any] | None = None
     start_commit: str | None = None
     suggestions: dict[str, SuggestionView] = field(default_factory=dict)
     commits: list[CommitView] = field(default_factory=list)
@@ -124,6 +172,8 @@ class SessionState:
     runs: dict[str, RunView] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    guard_reports: dict[str, dict[str, Any]] = field(default_factory=dict)  # by commit
+    guard_overrides: list[dict[str, Any]] = field(default_factory=list)
     ended: bool = False
     last_seq: int = 0
     last_t: float | None = None
@@ -149,114 +199,109 @@ class SessionState:
         return [r for r in self.runs.values() if r.is_live]
 
     def best_time_to_target_ms(self) -> float | None:
-        times = [
-            r.result["time_to_target_ms"]
-            for r in self.runs.values()
-            if r.result and r.result.get("reached_target") and r.result.get("time_to_target_ms") is not None
-        ]
+        times = [r.time_to_target_ms for r in self.runs.values()
+                 if r.reached_target and r.time_to_target_ms is not None]
         return min(times) if times else None
 
     def apply(self, event: Event) -> None:
-        handler = _HANDLERS.get(event.type)
-        if handler is not None:
-            handler(self, event)
-        self.last_seq = event.seq
+        if event.type == "metric":  # the hot path: no typed body needed to append the fields
+            run = self.runs.get(event.data.get("run_id"))
+            if run is not None and "step" in event.data:
+                run._points.add(event.data)
+        else:
+            handler = _HANDLERS.get(type(event.body))
+            if handler is not None:
+                handler(self, event.body, event.t)
+        self.last_seq = max(self.last_seq, event.seq)
         self.last_t = event.t
         if self.started_t is None:
             self.started_t = event.t
 
 
-def _session_started(state: SessionState, e: Event) -> None:
-    d = e.data
-    state.session_id = d.get("session_id", state.session_id)
-    state.mode = d.get("mode", "copilot")
-    state.track = d.get("track", "")
-    state.record = int(d.get("record", 0))
-    state.target_val_loss = float(d.get("target_val_loss", 0.0))
-    state.provider = d.get("provider", "")
-    state.model = d.get("model", "")
-    state.provider_label = d.get("provider_label", state.provider)
-    state.offline = bool(d.get("offline", False))
-    state.hint_levels = list(d.get("hint_levels", []))
-    state.participant = d.get("participant")
-    state.record_time_s = d.get("record_time_s")
-    state.next_record_time_s = d.get("next_record_time_s")
-    state.start_commit = d.get("start_commit")
-    if state.start_commit:
-        state.head = state.start_commit
-        state.branch = d.get("branch", "main")
-        state.commits.append(
-            CommitView(state.start_commit, None, state.branch or "main", "start", "start", None, e.t)
-        )
+def _session_started(state: SessionState, b: s.SessionStarted, t: float) -> None:
+    state.session_id = b.session_id or state.session_id
+    state.mode = b.mode
+    state.track = b.track
+    state.record = b.record
+    state.target_val_loss = b.target_val_loss
+    state.provider = b.provider
+    state.model = b.model
+    state.provider_label = b.provider_label or b.provider
+    state.offline = b.offline
+    state.hint_levels = list(b.hint_levels)
+    state.participant = b.participant
+    state.record_time_s = b.record_time_s
+    state.next_record_time_s = b.next_record_time_s
+    state.baseline = b.baseline
+    state.start_commit = b.start_commit
+    if b.start_commit:
+        state.head = b.start_commit
+        state.branch = b.branch or "main"
+        state.commits.append(CommitView(b.start_commit, None, state.branch, "start", "start", None, t))
 
 
-def _session_resumed(state: SessionState, e: Event) -> None:
-    if e.get("provider"):
-        state.provider = e.get("provider")
-        state.model = e.get("model", state.model)
-        state.provider_label = e.get("provider_label", state.provider)
-        state.offline = bool(e.get("offline", state.offline))
+def _session_resumed(state: SessionState, b: s.SessionResumed, t: float) -> None:
+    if b.provider:
+        state.provider = b.provider
+        state.model = b.model or state.model
+        state.provider_label = b.provider_label or b.provider
+        state.offline = bool(b.offline) if b.offline is not None else state.offline
     state.ended = False
 
 
-def _suggestion_requested(state: SessionState, e: Event) -> None:
-    sid = e.get("suggestion_id")
-    state.suggestions[sid] = SuggestionView(id=sid, instruction=e.get("instruction"), requested_at=e.t)
+def _suggestion_requested(state: SessionState, b: s.SuggestionRequested, t: float) -> None:
+    state.suggestions[b.suggestion_id] = SuggestionView(id=b.suggestion_id, instruction=b.instruction,
+                                                        requested_at=t)
 
 
-def _suggestion_received(state: SessionState, e: Event) -> None:
-    view = _suggestion(state, e.get("suggestion_id"), e.t)
+def _suggestion_received(state: SessionState, b: s.SuggestionReceived, t: float) -> None:
+    view = _suggestion(state, b.suggestion_id, t)
     view.status = "received"
-    view.rationale = e.get("rationale", "")
-    view.hunks = [
-        HunkView(index=h["index"], path=h["path"], search=h["search"], replace=h["replace"],
-                 mode=h.get("mode") or ("create" if not h["search"] else "replace"), anchor=h.get("anchor"))
-        for h in e.get("hunks", [])
-    ]
-    view.format = e.get("format")
-    view.finish_reason = e.get("finish_reason")
-    view.truncated = bool(e.get("truncated", False))
-    view.dropped_blocks = int(e.get("dropped_blocks", 0) or 0)
-    view.guard = e.get("guard")
-    view.prompt_tokens = int(e.get("prompt_tokens", 0) or 0)
-    view.completion_tokens = int(e.get("completion_tokens", 0) or 0)
-    view.cost_usd = e.get("cost_usd")
-    view.latency_s = e.get("latency_s")
-    view.received_at = e.t
+    view.rationale = b.rationale
+    view.hunks = list(b.hunks)
+    view.prompt_tokens = b.prompt_tokens
+    view.completion_tokens = b.completion_tokens
+    view.cost_usd = b.cost_usd
+    view.latency_s = b.latency_s
+    view.received_at = t
+    view.format = b.format
+    view.finish_reason = b.finish_reason
+    view.truncated = b.truncated
+    view.dropped_blocks = b.dropped_blocks
+    view.guard = b.guard
 
 
-def _suggestion_failed(state: SessionState, e: Event) -> None:
-    view = _suggestion(state, e.get("suggestion_id"), e.t)
+def _suggestion_failed(state: SessionState, b: s.SuggestionFailed, t: float) -> None:
+    view = _suggestion(state, b.suggestion_id, t)
     view.status = "failed"
-    view.error = e.get("error")
-    view.prompt_tokens = int(e.get("prompt_tokens", 0) or 0)
-    view.completion_tokens = int(e.get("completion_tokens", 0) or 0)
-    view.cost_usd = e.get("cost_usd")
+    view.error = b.error
+    view.prompt_tokens = b.prompt_tokens
+    view.completion_tokens = b.completion_tokens
+    view.cost_usd = b.cost_usd
 
 
-def _hunk_decided(state: SessionState, e: Event) -> None:
-    view = _suggestion(state, e.get("suggestion_id"), e.t)
-    index = int(e.get("hunk_index"))
-    for hunk in view.hunks:
-        if hunk.index == index:
-            hunk.decision = e.get("decision")
-            hunk.edited_replace = e.get("edited_replace")
-            hunk.feedback = e.get("feedback")
-            hunk.decision_time_s = e.get("decision_time_s")
+def _suggestion_decided(state: SessionState, b: s.SuggestionDecided, t: float) -> None:
+    view = _suggestion(state, b.suggestion_id, t)
+    for decision in b.decisions:
+        view.decisions[decision.index] = decision
+    view.commit = b.commit or view.commit
     if view.hunks and not view.undecided:
         view.status = "decided"
 
 
-def _commit_created(state: SessionState, e: Event) -> None:
-    commit = CommitView(
-        sha=e.get("sha"),
-        parent=e.get("parent"),
-        branch=e.get("branch", state.branch or "main"),
-        provenance=e.get("provenance", "ai"),
-        message=e.get("message", ""),
-        suggestion_id=e.get("suggestion_id"),
-        t=e.t,
-    )
+def _hunk_decided(state: SessionState, b: s.HunkDecided, t: float) -> None:
+    view = _suggestion(state, b.suggestion_id, t)
+    try:
+        view.decisions[b.hunk_index] = b.as_decision()
+    except ValueError:  # an old log with an edit decision but no text: keep what can be kept
+        return
+    if view.hunks and not view.undecided:
+        view.status = "decided"
+
+
+def _commit_created(state: SessionState, b: s.CommitCreated, t: float) -> None:
+    commit = CommitView(sha=b.sha, parent=b.parent, branch=b.branch or state.branch or "main",
+                        provenance=b.provenance, message=b.message, suggestion_id=b.suggestion_id, t=t)
     state.commits.append(commit)
     state.head = commit.sha
     state.branch = commit.branch
@@ -264,49 +309,51 @@ def _commit_created(state: SessionState, e: Event) -> None:
         state.suggestions[commit.suggestion_id].commit = commit.sha
 
 
-def _branch_switched(state: SessionState, e: Event) -> None:
-    state.head = e.get("sha")
-    state.branch = e.get("branch")
+def _branch_switched(state: SessionState, b: s.BranchSwitched, t: float) -> None:
+    state.head = b.sha
+    state.branch = b.branch
 
 
-def _run_started(state: SessionState, e: Event) -> None:
-    run_id = e.get("run_id")
-    state.runs[run_id] = RunView(
-        run_id=run_id,
-        commit=e.get("commit", ""),
-        command=list(e.get("command", [])),
-        runner=e.get("runner", "local"),
-        status="running",
-        started_at=e.t,
-    )
+def _guard_report(state: SessionState, b: s.GuardReport, t: float) -> None:
+    if b.commit:
+        state.guard_reports[b.commit] = {"findings": list(b.findings), "blocking": b.blocking}
 
 
-def _metric(state: SessionState, e: Event) -> None:
-    run = state.runs.get(e.get("run_id"))
+def _guard_override(state: SessionState, b: s.GuardOverride, t: float) -> None:
+    state.guard_overrides.append({"commit": b.commit, "choice": b.choice, "rules": list(b.rules), "t": t})
+
+
+def _run_started(state: SessionState, b: s.RunStarted, t: float) -> None:
+    state.runs[b.run_id] = RunView(run_id=b.run_id, commit=b.commit, command=list(b.command), runner=b.runner,
+                                   status="running", started_at=t, stop_at_target=b.stop_at_target)
+
+
+def _target_reached(state: SessionState, b: s.TargetReached, t: float) -> None:
+    run = state.runs.get(b.run_id)
+    if run is not None and run.target is None:
+        run.target = {"step": b.step, "val_loss": b.val_loss, "time_to_target_ms": b.time_to_target_ms, "t": t}
+
+
+def _run_finished(state: SessionState, b: s.RunFinished, t: float) -> None:
+    run = state.runs.get(b.run_id)
     if run is not None:
-        run.points.append(MetricPoint.from_event_fields(e.data))
+        run.status = b.outcome or "finished"
+        run.result = b.to_dict()
 
 
-def _run_finished(state: SessionState, e: Event) -> None:
-    run = state.runs.get(e.get("run_id"))
-    if run is not None:
-        run.status = e.get("outcome", "finished")
-        run.result = dict(e.data)
+def _note(state: SessionState, b: s.Note, t: float) -> None:
+    state.notes.append(b.text)
 
 
-def _note(state: SessionState, e: Event) -> None:
-    state.notes.append(e.get("text", ""))
+def _error(state: SessionState, b: s.Error, t: float) -> None:
+    state.errors.append(b.message)
 
 
-def _error(state: SessionState, e: Event) -> None:
-    state.errors.append(e.get("message", ""))
+def _mode_changed(state: SessionState, b: s.ModeChanged, t: float) -> None:
+    state.mode = b.mode
 
 
-def _mode_changed(state: SessionState, e: Event) -> None:
-    state.mode = e.get("mode", state.mode)
-
-
-def _session_ended(state: SessionState, e: Event) -> None:
+def _session_ended(state: SessionState, b: s.SessionEnded, t: float) -> None:
     state.ended = True
 
 
@@ -316,20 +363,23 @@ def _suggestion(state: SessionState, sid: str, t: float) -> SuggestionView:
     return state.suggestions[sid]
 
 
-_HANDLERS = {
-    "session_started": _session_started,
-    "session_resumed": _session_resumed,
-    "suggestion_requested": _suggestion_requested,
-    "suggestion_received": _suggestion_received,
-    "suggestion_failed": _suggestion_failed,
-    "hunk_decided": _hunk_decided,
-    "commit_created": _commit_created,
-    "branch_switched": _branch_switched,
-    "run_started": _run_started,
-    "metric": _metric,
-    "run_finished": _run_finished,
-    "note": _note,
-    "error": _error,
-    "mode_changed": _mode_changed,
-    "session_ended": _session_ended,
+_HANDLERS: dict[type, Callable[[SessionState, Any, float], None]] = {
+    s.SessionStarted: _session_started,
+    s.SessionResumed: _session_resumed,
+    s.SuggestionRequested: _suggestion_requested,
+    s.SuggestionReceived: _suggestion_received,
+    s.SuggestionFailed: _suggestion_failed,
+    s.SuggestionDecided: _suggestion_decided,
+    s.HunkDecided: _hunk_decided,
+    s.CommitCreated: _commit_created,
+    s.BranchSwitched: _branch_switched,
+    s.GuardReport: _guard_report,
+    s.GuardOverride: _guard_override,
+    s.RunStarted: _run_started,
+    s.TargetReached: _target_reached,
+    s.RunFinished: _run_finished,
+    s.Note: _note,
+    s.Error: _error,
+    s.ModeChanged: _mode_changed,
+    s.SessionEnded: _session_ended,
 }

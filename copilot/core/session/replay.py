@@ -33,11 +33,12 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
 
 from copilot.core.errors import SessionNotFoundError, WorkspaceError
-from copilot.core.session.events import EVENTS_FILE, Event
+from copilot.core.session import schema as s
+from copilot.core.session.events import EVENTS_FILE, Event, read_events
 from copilot.core.session.projection import SessionState
 from copilot.core.session.workspace import Workspace
 
-DECISION_TYPES = frozenset({"suggestion_received", "hunk_decided", "commit_created"})
+DECISION_TYPES = frozenset({"suggestion_received", "suggestion_decided", "hunk_decided", "commit_created"})
 BUNDLE_FILE = "workspace.bundle"
 WORKSPACE_DIR = "workspace"
 DEFAULT_SPEED = 10.0
@@ -104,14 +105,16 @@ class VirtualClock:
 class EventTail:
     """Incremental reader of an events.jsonl: complete lines only; a torn last line waits for its newline.
 
-    Events already seen (by seq) are skipped, so a writer that truncates its own torn tail on reopen, or a file
-    that is rewritten, never yields an event twice."""
+    Lines already seen are skipped, so a writer that truncates its own torn tail on reopen, or a file that is
+    rewritten, never yields an event twice; an event whose seq is out of order, or a second event with the same
+    seq, is kept (the reader reports those)."""
 
     path: Path
     offset: int = 0
     last_seq: int = 0
     problems: list[str] = field(default_factory=list)
     pending_bytes: int = 0  # size of the incomplete last line seen at the last read
+    seen: set[tuple[int, float, str]] = field(default_factory=set)  # (seq, t, type) of every event yielded
 
     def read_new(self) -> list[Event]:
         try:
@@ -133,9 +136,11 @@ class EventTail:
             if not raw.strip():
                 continue
             event = self._parse(raw)
-            if event is not None and event.seq > self.last_seq:
+            key = (event.seq, event.t, event.type) if event is not None else None
+            if event is not None and key not in self.seen:
+                self.seen.add(key)
                 events.append(event)
-                self.last_seq = event.seq
+                self.last_seq = max(self.last_seq, event.seq)
         self.offset += end
         return events
 
@@ -227,10 +232,12 @@ class ReplayPlayer:
         # from the start when polled and the events already held are skipped by seq
         self._tail = tail if tail is not None else EventTail(events_path) if events_path is not None else None
         self._checkpoints: dict[int, SessionState] = {0: SessionState()}
+        self.events_folded = 0  # events applied by state_at_index so far (what a seek costs, countable)
         self._decisions: list[int] = []
         self._extend(events)
         if self._tail is not None and tail is None:
             self._tail.last_seq = max((e.seq for e in self.events), default=0)
+            self._tail.seen.update((e.seq, e.t, e.type) for e in self.events)
         self._paused = False
         self._playing = False
         self._stopped = False
@@ -262,11 +269,14 @@ class ReplayPlayer:
         path = Path(session_dir) / EVENTS_FILE
         if not path.is_file():
             raise SessionNotFoundError(f"{session_dir} holds no {EVENTS_FILE}: not a speedcopilot session folder")
+        read = read_events(path)  # every valid event in seq order, each problem named with its line
         tail = EventTail(path)
-        events = tail.read_new()
+        tail.read_new()  # positions the tail after the complete lines (what `read` holds)
+        tail.seen = {(e.seq, e.t, e.type) for e in read.events}
+        tail.problems = [p for p in read.problems if "torn last line" not in p] + tail.problems
         if tail.pending_bytes:
             tail.problems.append(f"{EVENTS_FILE}: torn last line ({tail.pending_bytes} bytes) held back")
-        return cls(events, speed, start_at, follow=follow, session_dir=Path(session_dir), tail=tail, **kwargs)
+        return cls(read.events, speed, start_at, follow=follow, session_dir=Path(session_dir), tail=tail, **kwargs)
 
     def _extend(self, events: list[Event]) -> None:
         for event in events:
@@ -337,6 +347,7 @@ class ReplayPlayer:
         base = max(i for i in self._checkpoints if i <= index)
         state = copy_state(self._checkpoints[base])
         step = self.checkpoint_every
+        self.events_folded += index - base
         for i in range(base, index):
             state.apply(self.events[i])
             if (i + 1) % step == 0 and (i + 1) not in self._checkpoints:
@@ -432,7 +443,7 @@ class ReplayPlayer:
         """Read events appended to a followed session since the last look; how many arrived."""
         if self._tail is None:
             return 0
-        new = [e for e in self._tail.read_new() if not self.events or e.seq > self.events[-1].seq]
+        new = self._tail.read_new()  # lines already held are skipped by the tail; out-of-order ones are kept
         self._extend(new)
         return len(new)
 
@@ -591,69 +602,78 @@ def _clone_bundle(bundle: Path, target: Path) -> None:
 # --------------------------------------------------------------------------------------------------
 def describe_event(event: Event, state: SessionState | None = None) -> str:
     """A one-line human summary of an event (after it was applied to `state`, when given)."""
-    d = event.data
-    kind = event.type
-    if kind == "session_started":
-        return (f"{d.get('mode', 'copilot')} session on {d.get('track', '?')} record {d.get('record', '?')} "
-                f"(target {d.get('target_val_loss', '?')}) · {d.get('provider_label') or d.get('provider', '?')}")
-    if kind == "suggestion_requested":
-        instruction = d.get("instruction")
-        return f"{d.get('suggestion_id')} requested" + (f": {_short(instruction)}" if instruction else "")
-    if kind == "suggestion_received":
-        hunks = d.get("hunks") or []
-        return (f"{d.get('suggestion_id')} received · {len(hunks)} hunk{'s' if len(hunks) != 1 else ''} · "
-                f"{_short(_first_line(d.get('rationale', '')))}")
-    if kind == "suggestion_failed":
-        return f"{d.get('suggestion_id')} failed: {_short(d.get('error', ''))}"
-    if kind == "hunk_decided":
-        text = f"{d.get('suggestion_id')} hunk {int(d.get('hunk_index', 0)) + 1}: {d.get('decision')}"
-        if d.get("decision_time_s") is not None:
-            text += f" after {float(d['decision_time_s']):.1f}s"
-        if d.get("feedback"):
-            text += f" · “{_short(d['feedback'])}”"
-        return text
-    if kind == "feedback_given":
-        return f"feedback on hunk {int(d.get('hunk_index', 0)) + 1}: {_short(d.get('text', ''))}"
-    if kind == "commit_created":
-        return f"commit {str(d.get('sha', ''))[:7]} [{d.get('provenance', '?')}] {_short(d.get('message', ''))}"
-    if kind == "branch_switched":
-        return f"on {d.get('branch')} at {str(d.get('sha', ''))[:7]}"
-    if kind == "run_started":
-        return f"run {d.get('run_id')} started on {str(d.get('commit', ''))[:7]} ({d.get('runner', 'local')})"
-    if kind == "metric":
-        parts = [f"run {d.get('run_id')} step {d.get('step')}"]
-        if d.get("val_loss") is not None:
-            parts.append(f"val {float(d['val_loss']):.4f}")
-        if d.get("train_loss") is not None:
-            parts.append(f"train {float(d['train_loss']):.4f}")
-        if d.get("train_time_ms") is not None:
-            parts.append(f"at {float(d['train_time_ms']) / 1000:.1f}s")
+    b = event.body
+    if isinstance(b, s.SessionStarted):
+        return (f"{b.mode} session on {b.track or '?'} record {b.record} (target {b.target_val_loss:g}) · "
+                f"{b.provider_label or b.provider or '?'}")
+    if isinstance(b, s.SuggestionRequested):
+        return f"{b.suggestion_id} requested" + (f": {_short(b.instruction)}" if b.instruction else "")
+    if isinstance(b, s.SuggestionReceived):
+        cut = " · cut off by the token limit" if b.truncated else ""
+        return (f"{b.suggestion_id} received · {len(b.hunks)} hunk{'s' if len(b.hunks) != 1 else ''}{cut} · "
+                f"{_short(_first_line(b.rationale))}")
+    if isinstance(b, s.SuggestionFailed):
+        return f"{b.suggestion_id} failed: {_short(b.error)}"
+    if isinstance(b, (s.SuggestionDecided, s.HunkDecided)):
+        decisions = b.decisions if isinstance(b, s.SuggestionDecided) else [b.as_decision()]
+        parts = []
+        for d in decisions:
+            text = f"hunk {d.index + 1}: {d.action} after {d.decision_time_s:.1f}s"
+            if d.feedback:
+                text += f" “{_short(d.feedback, 60)}”"
+            parts.append(text)
+        commit = f" → {b.commit[:7]}" if isinstance(b, s.SuggestionDecided) and b.commit else ""
+        return f"{b.suggestion_id} " + "; ".join(parts) + commit
+    if isinstance(b, s.FeedbackGiven):
+        return f"feedback on hunk {(b.hunk_index or 0) + 1}: {_short(b.text)}"
+    if isinstance(b, s.CommitCreated):
+        return f"commit {b.sha[:7]} [{b.provenance}] {_short(b.message)}"
+    if isinstance(b, s.BranchSwitched):
+        return f"on {b.branch} at {b.sha[:7]}"
+    if isinstance(b, s.RunStarted):
+        return f"run {b.run_id} started on {b.commit[:7]} ({b.runner})"
+    if isinstance(b, s.Metric):
+        parts = [f"run {b.run_id} step {b.step}"]
+        if b.val_loss is not None:
+            parts.append(f"val {b.val_loss:.4f}")
+        if b.train_loss is not None:
+            parts.append(f"train {b.train_loss:.4f}")
+        if b.train_time_ms is not None:
+            parts.append(f"at {b.train_time_ms / 1000:.1f}s")
         return " · ".join(parts)
-    if kind == "run_finished":
-        text = f"run {d.get('run_id')} {d.get('outcome', 'finished')}"
-        if d.get("time_to_target_ms") is not None:
-            text += f" · target in {float(d['time_to_target_ms']) / 1000:.1f}s"
-        if d.get("final_val_loss") is not None:
-            text += f" · final val {float(d['final_val_loss']):.4f}"
+    if isinstance(b, s.TargetReached):
+        at = f" at {b.time_to_target_ms / 1000:.1f}s" if b.time_to_target_ms is not None else ""
+        return f"run {b.run_id} reached the target{at} (step {b.step})"
+    if isinstance(b, s.RunFinished):
+        text = f"run {b.run_id} {b.outcome}"
+        if b.time_to_target_ms is not None:
+            text += f" · target in {b.time_to_target_ms / 1000:.1f}s"
+        if b.final_val_loss is not None:
+            text += f" · final val {b.final_val_loss:.4f}"
         return text
-    if kind == "node_created":
-        parent = d.get("parent")
-        return f"node {d.get('node_id')} ({d.get('kind', '?')})" + (f" from node {parent}" if parent is not None else "")
-    if kind == "node_scored":
-        text = f"node {d.get('node_id')} scored: {d.get('outcome', '?')}"
-        if d.get("final_val_loss") is not None:
-            text += f" · final val {float(d['final_val_loss']):.4f}"
-        return text + (f" · {_short(d['reason'])}" if d.get("reason") else "")
-    if kind == "budget_exhausted":
-        return f"budget used up: {d.get('reason', '')}"
-    if kind == "guard_report":
-        return f"guard: {len(d.get('findings') or [])} finding(s){' (blocking)' if d.get('blocking') else ''}"
-    if kind in ("note", "error"):
-        return _short(d.get("text") or d.get("message") or "")
-    if kind == "mode_changed":
-        return f"mode → {d.get('mode')}"
-    if kind == "session_ended":
-        return f"session ended ({d.get('reason', '')})"
+    if isinstance(b, s.NodeCreated):
+        return f"node {b.node_id} ({b.kind})" + (f" from node {b.parent}" if b.parent is not None else "")
+    if isinstance(b, s.NodeScored):
+        text = f"node {b.node_id} scored: {b.outcome or '?'}"
+        if b.final_val_loss is not None:
+            text += f" · final val {b.final_val_loss:.4f}"
+        return text + (f" · {_short(b.reason)}" if b.reason else "")
+    if isinstance(b, s.BudgetExhausted):
+        return f"budget used up: {b.reason}"
+    if isinstance(b, s.GuardReport):
+        return f"guard: {len(b.findings)} finding(s){' (blocking)' if b.blocking else ''}"
+    if isinstance(b, s.GuardOverride):
+        return f"guard: the human chose to {'run anyway' if b.choice == 'run' else 'go back'} ({', '.join(b.rules)})"
+    if isinstance(b, s.Note):
+        return _short(b.text)
+    if isinstance(b, s.Error):
+        return _short(b.message)
+    if isinstance(b, s.ModeChanged):
+        return f"mode → {b.mode}"
+    if isinstance(b, s.SessionEnded):
+        return f"session ended ({b.reason})"
+    if isinstance(b, s.Malformed):
+        return f"({b.type_name}: {b.problem})"
     return ""
 
 

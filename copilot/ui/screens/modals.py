@@ -168,3 +168,61 @@ class MessageModal(_Dialog):
             with VerticalScroll(classes="dialog-body"):
                 yield Static(self.body, markup=False)
             yield Static("enter / escape: close", classes="dialog-hint")
+
+
+class GuardModal(_Dialog):
+    """A run the integrity guard blocks: what it found (file:line, the change, the rule, why it matters), and the
+    human's choice — run anyway ("run") or go back (None / "back")."""
+
+    BINDINGS = [
+        Binding("r", "run_anyway", "Run anyway"),
+        Binding("b", "back", "Go back"),
+        Binding("escape", "back", "Go back"),
+    ]
+
+    def __init__(self, commit: str, findings: list[dict]) -> None:
+        super().__init__()
+        self.commit = commit
+        self.findings = findings
+
+    def compose(self) -> ComposeResult:
+        blocking = [f for f in self.findings if f.get("severity") == "block"]
+        notes = [f for f in self.findings if f.get("severity") != "block"]
+        with Vertical(classes="dialog dialog-wide dialog-error", id="guard-dialog"):
+            yield Label(f"The integrity guard blocks this run (commit {self.commit[:7]})", classes="dialog-title")
+            with VerticalScroll(classes="dialog-body"):
+                yield Static(guard_text(blocking, notes), markup=False, id="guard-findings")
+            yield Static("A run that changes these cannot be compared with the record: its time would not count.",
+                         classes="dialog-hint")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Go back (b / esc)", id="back", variant="primary")
+                yield Button("Run anyway (r)", id="run", variant="error")
+
+    def on_mount(self) -> None:
+        self.query_one("#back", Button).focus()
+
+    def action_run_anyway(self) -> None:
+        self.dismiss("run")
+
+    def action_back(self) -> None:
+        self.dismiss("back")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss("run" if event.button.id == "run" else "back")
+
+
+def guard_text(blocking: list[dict], notes: list[dict]) -> str:
+    lines = []
+    for f in blocking:
+        where = f"{f.get('file', 'train_gpt.py')}:{f.get('line', '?')}"
+        lines.append(f"✘ {where} · {f.get('rule') or f.get('kind')}")
+        if f.get("text"):
+            lines.append(f"    {f['text'].strip()[:160]}")
+        lines.append(f"    {f.get('reason', '')}")
+        if f.get("why"):
+            lines.append(f"    why it matters: {f['why']}")
+    if notes:
+        lines.append("")
+        lines.append("notes (not blocking):")
+        lines += [f"  · line {f.get('line', '?')}: {f.get('reason') or f.get('rule')}" for f in notes[:8]]
+    return "\n".join(lines)

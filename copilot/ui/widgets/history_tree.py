@@ -1,4 +1,5 @@
-"""Attempt tree: commits as a tree by parent, each with its provenance and the results of its runs."""
+"""Attempt tree: commits as a tree by parent, each with its provenance; its runs are child rows, one each, so
+no result is cut off."""
 
 from __future__ import annotations
 
@@ -12,39 +13,42 @@ from copilot.ui.widgets.run_table import short_run_id
 PROVENANCE_MARK = {"ai": "ai", "human": "you", "ai+human-edit": "ai+you", "revert": "undo", "start": "record"}
 
 
+def run_label(run: RunView) -> Text:
+    result = run.result or {}
+    text = Text(f"run {short_run_id(run.run_id)}: ", style="italic")
+    if run.is_live:
+        best = run.best_val
+        text.append("running" + (f", best val {best:.4f}" if best is not None else ""))
+        if run.reached_target and run.time_to_target_ms is not None:
+            text.append(f", target at {run.time_to_target_ms / 1000:.1f}s ✓", style="bold")
+        return text
+    if run.reached_target and run.time_to_target_ms is not None:
+        text.append(f"✓ target in {run.time_to_target_ms / 1000:.1f}s", style="bold")
+    else:
+        text.append(run.status)
+    loss = result.get("final_val_loss")
+    if isinstance(loss, (int, float)):
+        text.append(f", final val {loss:.4f}")
+    return text
+
+
 def run_summary(runs: list[RunView]) -> str:
-    if not runs:
-        return ""
-    parts = []
-    for run in runs:
-        result = run.result or {}
-        name = short_run_id(run.run_id)
-        if run.is_live:
-            best = run.best_val
-            parts.append(f"{name} running" + (f" {best:.3f}" if best is not None else ""))
-        elif result.get("reached_target") and result.get("time_to_target_ms") is not None:
-            parts.append(f"{name} ✓ {result['time_to_target_ms'] / 1000:.1f}s")
-        else:
-            loss = result.get("final_val_loss")
-            parts.append(f"{name} {run.status}" + (f" {loss:.3f}" if isinstance(loss, (int, float)) else ""))
-    return " · ".join(parts)
+    """All of a commit's runs on one line (for places with room for one line)."""
+    return " · ".join(run_label(run).plain for run in runs)
 
 
-def commit_label(commit: CommitView, runs: list[RunView], head: str | None) -> Text:
+def commit_label(commit: CommitView, head: str | None, branch: str | None) -> Text:
     text = Text()
     text.append(commit.sha[:7], style="bold" if commit.sha == head else "")
     text.append(f" [{PROVENANCE_MARK.get(commit.provenance, commit.provenance)}] ")
-    text.append((commit.message.splitlines() or [""])[0][:60])
-    summary = run_summary(runs)
-    if summary:
-        text.append(f"  {summary}", style="italic")
+    text.append((commit.message.splitlines() or [""])[0])
     if commit.sha == head:
-        text.append(f"  ◀ HEAD ({commit.branch})", style="bold")
+        text.append(f"  ◀ HEAD ({branch or commit.branch})", style="bold")
     return text
 
 
 class HistoryTree(Tree[str]):
-    """Node data is the commit sha; `sync` rebuilds the tree when the commit/run set changed."""
+    """Node data is the commit sha (runs: None); `sync` rebuilds the tree when commits, runs or HEAD changed."""
 
     DEFAULT_CSS = """
     HistoryTree { height: 1fr; }
@@ -62,8 +66,9 @@ class HistoryTree(Tree[str]):
             runs_by_commit.setdefault(run.commit, []).append(run)
         signature = (
             state.head,
+            state.branch,
             tuple(c.sha for c in state.commits),
-            tuple((r.run_id, r.status, r.best_val) for r in state.runs.values()),
+            tuple((r.run_id, r.status, r.best_val, r.reached_target) for r in state.runs.values()),
         )
         if signature == self._signature:
             return
@@ -74,8 +79,9 @@ class HistoryTree(Tree[str]):
             if commit.sha in seen:
                 continue
             parent = seen.get(commit.parent or "", self.root)
-            node = parent.add(commit_label(commit, runs_by_commit.get(commit.sha, []), state.head),
-                              data=commit.sha, expand=True)
+            node = parent.add(commit_label(commit, state.head, state.branch), data=commit.sha, expand=True)
+            for run in runs_by_commit.get(commit.sha, []):
+                node.add_leaf(run_label(run), data=None)
             seen[commit.sha] = node
             if commit.sha == state.head:
                 self.call_after_refresh(self.move_cursor, node)
@@ -84,4 +90,6 @@ class HistoryTree(Tree[str]):
     @property
     def selected_sha(self) -> str | None:
         node = self.cursor_node
+        while node is not None and node.data is None and node.parent is not None:
+            node = node.parent  # a run row: its commit
         return node.data if node is not None else None

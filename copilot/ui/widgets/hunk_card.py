@@ -1,8 +1,8 @@
-"""One proposed hunk: where it applies, its diff, and the human's (staged or recorded) decision."""
+"""One proposed hunk: where it applies, its diff, and the human's decision (staged, or recorded)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -10,30 +10,36 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static
 
-from copilot.core.session.projection import HunkView
+from copilot.core.edits import Hunk
+from copilot.core.session.schema import HunkDecision
+from copilot.ui.view import Preview
 from copilot.ui.widgets.diff_view import DiffView, diff_stats, hunk_diff_lines
 
 DECISION_LABELS = {"accept": "✔ accept", "reject": "✘ reject", "edit": "✎ edited"}
+_HEADER = re.compile(r"^@@ -(\d+)(,\d+)? \+(\d+)(,\d+)? @@(.*)$")
 
 
-@dataclass
-class StagedDecision:
-    """A decision typed by the human but not yet applied (applying writes the hunk_decided events)."""
+def renumber(lines: list[str], first_line: int | None) -> list[str]:
+    """Diff lines of a hunk, their @@ headers shifted to the file's own line numbers (the hunk's SEARCH starts
+    at `first_line`); headers are dropped when the place is not known."""
+    out = []
+    for line in lines:
+        m = _HEADER.match(line)
+        if m is None:
+            out.append(line)
+        elif first_line is not None:
+            shift = first_line - 1
+            out.append(f"@@ -{int(m[1]) + shift}{m[2] or ''} +{int(m[3]) + shift}{m[4] or ''} @@{m[5]}")
+    return out
 
-    action: str  # accept | reject | edit
-    edited_replace: str | None = None
-    feedback: str | None = None
-    decision_time_s: float = 0.0
 
-
-def card_lines(hunk: HunkView, staged: StagedDecision | None) -> list[str]:
-    """The diff the card shows: the edited replacement when the human edited it."""
-    replace = hunk.replace
-    if staged is not None and staged.action == "edit" and staged.edited_replace is not None:
-        replace = staged.edited_replace
-    elif hunk.decision == "edit" and hunk.edited_replace is not None:
-        replace = hunk.edited_replace
-    return hunk_diff_lines(hunk.search, replace)
+def card_lines(hunk: Hunk, decision: HunkDecision | None, preview: Preview | None) -> list[str]:
+    """The diff a card shows: what the hunk does at its match, or (edited) the human's replacement."""
+    edited = decision is not None and decision.action == "edit" and decision.edited_replace is not None
+    if preview is not None and preview.lines and not edited:
+        return preview.lines
+    replace = decision.edited_replace if edited and decision is not None else hunk.replace
+    return renumber(hunk_diff_lines(hunk.search, replace or ""), preview.first_line if preview else None)
 
 
 class HunkCard(Vertical, can_focus=True):
@@ -59,11 +65,12 @@ class HunkCard(Vertical, can_focus=True):
     HunkCard > .hunk-note { color: $text-muted; height: auto; }
     """
 
-    def __init__(self, hunk: HunkView, total: int, staged: StagedDecision | None = None,
-                 preview: list[str] | None = None) -> None:
+    def __init__(self, hunk: Hunk, total: int, recorded: HunkDecision | None = None,
+                 staged: HunkDecision | None = None, preview: Preview | None = None) -> None:
         super().__init__(classes=f"hunk-{hunk.index}")  # no id: a re-render may overlap the old cards' removal
         self.hunk = hunk
         self.total = total
+        self.recorded = recorded
         self.staged = staged
         self.preview = preview
         self._diff = DiffView(self._lines())
@@ -76,38 +83,40 @@ class HunkCard(Vertical, can_focus=True):
     def on_mount(self) -> None:
         self._refresh_labels()
 
-    def _lines(self) -> list[str]:
-        editing = (self.staged and self.staged.action == "edit") or self.hunk.decision == "edit"
-        if self.preview and not editing:
-            return self.preview
-        return card_lines(self.hunk, self.staged)
-
     @property
-    def decision(self) -> str | None:
-        """Recorded decision first (it is final), else the staged one."""
-        if self.hunk.decision:
-            return self.hunk.decision
-        return self.staged.action if self.staged else None
+    def decision(self) -> HunkDecision | None:
+        """The recorded decision first (it is final), else the staged one."""
+        return self.recorded or self.staged
 
-    def update_card(self, hunk: HunkView, staged: StagedDecision | None, preview: list[str] | None) -> None:
-        self.hunk, self.staged, self.preview = hunk, staged, preview
+    def _lines(self) -> list[str]:
+        return card_lines(self.hunk, self.decision, self.preview)
+
+    def update_card(self, recorded: HunkDecision | None, staged: HunkDecision | None, preview: Preview | None) -> None:
+        if (recorded, staged, preview) == (self.recorded, self.staged, self.preview):
+            return
+        self.recorded, self.staged, self.preview = recorded, staged, preview
         self._diff.set_lines(self._lines())
         self._refresh_labels()
 
     def _refresh_labels(self) -> None:
         added, removed = diff_stats(self._lines())
         decision = self.decision
-        label = DECISION_LABELS.get(decision or "", "undecided")
-        if decision and not self.hunk.decision:
+        action = decision.action if decision else None
+        label = DECISION_LABELS.get(action or "", "undecided")
+        if decision is not None and self.recorded is None:
             label += " (staged)"
-        self.border_title = f"hunk {self.hunk.index + 1}/{self.total} · {self.hunk.path} · +{added} −{removed}"
+        where = ""
+        if self.preview is not None and self.preview.first_line is not None:
+            where = f" · line {self.preview.first_line}"
+        elif self.hunk.mode == "create":
+            where = " · new file"
+        self.border_title = f"hunk {self.hunk.index + 1}/{self.total} · {self.hunk.path}{where} · +{added} −{removed}"
         self.border_subtitle = label
         for name in ("accept", "reject", "edit"):
-            self.set_class(decision == name, f"-{name}")
-        feedback = (self.staged.feedback if self.staged else None) or self.hunk.feedback
-        note = self._note
-        note.update(f"feedback: {feedback}" if feedback else "")
-        note.display = bool(feedback)
+            self.set_class(action == name, f"-{name}")
+        feedback = decision.feedback if decision else None
+        self._note.update(f"feedback: {feedback}" if feedback else "")
+        self._note.display = bool(feedback)
 
     def on_focus(self) -> None:
         self.post_message(self.Selected(self.hunk.index))

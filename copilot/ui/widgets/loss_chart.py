@@ -6,6 +6,8 @@ redraws only when called (the app calls it at most every 0.1 s, and only when so
 
 from __future__ import annotations
 
+from typing import Any
+
 import math
 from dataclasses import dataclass
 
@@ -42,15 +44,21 @@ def downsample(xs: list[float], ys: list[float], max_points: int) -> tuple[list[
     return out_x, out_y
 
 
-def project_time_to_target(points: list[MetricPoint], target: float, window: int = 4) -> float | None:
+PROJECTION_HORIZON = 3.0  # a projection further out than 3× the time so far is not worth drawing
+
+
+def project_time_to_target(points: list[MetricPoint], target: float, window: int = 4,
+                           horizon: float = PROJECTION_HORIZON) -> float | None:
     """Projected train time (ms) at which val loss reaches `target`, from a power-law fit of the last val points.
 
     log(loss) = a + b·log(time) fitted by least squares on the last `window` validation points with time > 0.
-    Returns None when there are too few points, the curve is not falling, or the target is already reached.
+    Returns None when there are fewer than 3 points (early curves lie: a projection from two points said ~1957 s
+    for a run that reached the target at 83 s), the curve is not falling, the target is already reached, or the
+    crossing lies beyond `horizon` × the time so far.
     """
     val = [p for p in points if p.val_loss is not None and p.train_time_ms and p.train_time_ms > 0]
     val = [p for p in val if p.val_loss and p.val_loss > 0][-window:]
-    if len(val) < 2 or target <= 0:
+    if len(val) < 3 or target <= 0:
         return None
     if val[-1].val_loss is not None and val[-1].val_loss <= target:
         return None
@@ -64,10 +72,25 @@ def project_time_to_target(points: list[MetricPoint], target: float, window: int
     if slope >= 0:
         return None
     log_t = mx + (math.log(target) - my) / slope
-    horizon = math.log(100 * val[-1].train_time_ms)  # type: ignore[arg-type]
-    if log_t > horizon:  # beyond 100x the time so far: no projection worth showing
+    if log_t > math.log(horizon * val[-1].train_time_ms):  # type: ignore[arg-type]
         return None
     return math.exp(log_t)
+
+
+def y_range(series: list["ChartSeries"], target: float | None) -> tuple[float, float] | None:
+    """The loss axis: the target and every val / reference point in view, and the train curve after its first
+    tenth (the first steps' huge losses would squash the rest), with a margin so no line sits on the edge."""
+    values: list[float] = [target] if target else []
+    for s in series:
+        if s.kind in ("val", "reference", "projection"):
+            values += [y for y in s.ys if math.isfinite(y)]
+        elif s.kind == "train":
+            values += [y for y in s.ys[len(s.ys) // 10 :] if math.isfinite(y)]
+    if not values:
+        return None
+    lo, hi = min(values), max(values)
+    pad = max((hi - lo) * 0.08, 0.02)
+    return lo - pad, hi + pad
 
 
 @dataclass(frozen=True)
@@ -100,7 +123,22 @@ def _plot_class() -> type:
 
             ready = False
 
-            def on_mount(self) -> None:
+            # Mounted as the app closes, the plot's children are gone before its own mount hooks run;
+            # these hooks then have nothing to lay out or draw, and must not raise.
+            def _update_margin_sizes(self) -> None:
+                if self.query("Grid"):
+                    super()._update_margin_sizes()
+
+            def notify_style_update(self) -> None:
+                if self.query("Grid"):
+                    super().notify_style_update()
+
+            def on_mount(self, event: Any) -> None:
+                if not self.query("#legend"):
+                    # mounted as the app closes: its children are already gone, and PlotWidget's own on_mount
+                    # (the base-class handler, run after this one) would fail on them
+                    event.prevent_default()
+                    return
                 self.set_xlabel("train time (s)")
                 self.set_ylabel("loss")
                 self.show_legend(LegendLocation.TOPRIGHT)
@@ -160,7 +198,8 @@ class LossChart(Vertical, can_focus=True):
         if reference:
             ref = [p for p in reference if p.val_loss is not None and p.train_time_ms is not None]
             xs, ys = downsample([p.train_time_ms / 1000 for p in ref], [p.val_loss for p in ref], max_points)  # type: ignore[operator,misc]
-            series.append(ChartSeries("record", "reference", xs, ys))
+            if xs:
+                series.append(ChartSeries("record", "reference", xs, ys))
         self.projection_ms = {}
         for run in runs:
             name = short_run_id(run.run_id)
@@ -193,12 +232,15 @@ class LossChart(Vertical, can_focus=True):
 
     def _draw(self) -> None:
         plot = self._plot() if self.is_mounted else None
-        if plot is None:
-            return
+        if plot is None or not plot.is_attached or not plot.query("#legend"):
+            return  # not mounted yet, or being torn down (a layout flip, the app closing)
         from textual_plot import HiResMode
 
         plot.clear()
         plot.show_legend(is_visible=bool(self.series))
+        limits = y_range(self.series, self._last_args[2] if self._last_args else None)
+        plot.set_ylimits(*(limits or (None, None)))
+        plot.set_xlimits(0.0, None)
         colours = {
             "val": self._colour("chart-val"),
             "train": self._colour("chart-train"),
@@ -213,9 +255,10 @@ class LossChart(Vertical, can_focus=True):
                 plot.plot(s.xs, s.ys, line_style=colours[s.kind], hires_mode=HiResMode.BRAILLE, label=s.label)
 
     def _caption(self, runs: list[RunView], target: float | None) -> None:
-        if not self.is_mounted:
+        found = self.query("#chart-caption") if self.is_mounted else None
+        if not found:  # mid-remount (a layout flip): the next show draws it
             return
-        caption = self.query_one("#chart-caption", Static)
+        caption = found.first(Static)
         if not runs:
             caption.update("no runs selected: press r to train the current commit")
             return

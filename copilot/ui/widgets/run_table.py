@@ -23,7 +23,17 @@ def fmt_seconds(ms: float | None) -> str:
     return "—" if ms is None else f"{ms / 1000:.1f}s"
 
 
-def run_row(run: RunView, record_time_s: float | None) -> tuple[str, ...]:
+def speed_versus(record_time_s: float | None, time_to_target_ms: float | None) -> str:
+    """'1.7× faster' / '1.3× slower' than the record (the time it takes to reach the target), or '—'."""
+    if not record_time_s or time_to_target_ms is None or time_to_target_ms <= 0:
+        return "—"
+    ratio = record_time_s / (time_to_target_ms / 1000)
+    if abs(ratio - 1) < 0.005:
+        return "same as record"
+    return f"{ratio:.2f}× faster" if ratio > 1 else f"{1 / ratio:.2f}× slower"
+
+
+def run_row(run: RunView, record_time_s: float | None, baseline: str = "catalogue") -> tuple[str, ...]:
     last = run.last_point
     step = "—"
     if last is not None:
@@ -31,21 +41,19 @@ def run_row(run: RunView, record_time_s: float | None) -> tuple[str, ...]:
     best = run.best_val
     result = run.result or {}
     train_ms = result.get("train_time_ms", last.train_time_ms if last else None)
-    ttt = result.get("time_to_target_ms")
-    versus = "—"
-    if ttt is not None and record_time_s:
-        delta = ttt / 1000 - record_time_s
-        versus = f"{delta:+.1f}s ({ttt / 1000 / record_time_s:.0%})"
-    return (
-        short_run_id(run.run_id),
-        run.commit[:7],
-        run.status,
-        step,
-        "—" if best is None else f"{best:.4f}",
-        fmt_seconds(train_ms),
-        fmt_seconds(ttt) if result else "…",
-        versus,
-    )
+    ttt = run.time_to_target_ms
+    if ttt is not None:
+        to_target = fmt_seconds(ttt) + (" ✓" if run.is_live else "")
+    else:
+        to_target = "…" if run.is_live else "—"
+    versus = speed_versus(record_time_s, ttt)
+    if versus != "—" and baseline != "same machine":
+        versus += " (cat.)"  # against the catalogue's time, measured on another machine
+    status = run.status
+    if run.is_live and run.reached_target:
+        status = "running ✓"
+    return (short_run_id(run.run_id), run.commit[:7], status, step, "—" if best is None else f"{best:.4f}",
+            fmt_seconds(train_ms), to_target, versus)
 
 
 class RunTable(DataTable):
@@ -64,27 +72,30 @@ class RunTable(DataTable):
             self.add_column(name, key=name)
 
     def reset(self) -> None:
-        """Drop every row (replay seeking backwards)."""
+        """Drop every row (a replay seeking backwards)."""
         self._rows.clear()
         self.clear()
 
-    def sync(self, runs: list[RunView], record_time_s: float | None) -> None:
+    def sync(self, runs: list[RunView], record_time_s: float | None, baseline: str = "catalogue") -> None:
+        ids = [r.run_id for r in runs]
+        if list(self._rows)[: len(ids)] != ids[: len(self._rows)] or len(self._rows) > len(ids):
+            self.reset()  # runs went away (a replay seeking backwards): start afresh
         for run in runs:
-            row = run_row(run, record_time_s)
+            row = run_row(run, record_time_s, baseline)
             old = self._rows.get(run.run_id)
             if old is None:
                 self.add_row(*self._styled(row), key=run.run_id)
                 self.move_cursor(row=self.row_count - 1)
             elif old != row:
-                for name, before, after in zip(COLUMNS, old, row):
+                styled = self._styled(row)
+                for name, before, after, cell in zip(COLUMNS, old, row, styled):
                     if before != after:
-                        self.update_cell(run.run_id, name, self._styled(row)[COLUMNS.index(name)],
-                                         update_width=True)
+                        self.update_cell(run.run_id, name, cell, update_width=True)
             self._rows[run.run_id] = row
 
     def _styled(self, row: tuple[str, ...]) -> list[str | Text]:
         status = row[2]
-        style = {"running": "bold", "reached_target": "bold"}.get(status, "")
+        style = "bold" if status.startswith(("running", "reached_target")) else ""
         cells: list[str | Text] = list(row)
         cells[2] = Text(status, style=style)
         return cells
