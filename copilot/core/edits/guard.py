@@ -314,7 +314,7 @@ class _Script:
         self.template_nodes: list[ast.AST] = []
         self.has_uint16 = False
         self.slices: list[ast.Subscript] = []
-        self.name_loads: dict[str, list[ast.Name]] = {}
+        self._calls_by_name: dict[str, list[ast.Call]] | None = None
         self._qual_cache: dict[int, str | None] = {}
         self._index()
         self.templates = [t for t in (_template(self, n) for n in self.template_nodes) if t is not None]
@@ -339,7 +339,7 @@ class _Script:
         if depth > 12:
             return None
         if isinstance(node, ast.Name):
-            scope = getattr(node, "_s", self.tree)
+            scope = self.scope_of(node)
             if scope is not self.tree and any(d.kind != "import" for d in self.defs.get((id(scope), node.id), ())):
                 return node.id  # a local (a parameter named config is not torch._inductor.config)
             return self.aliases.get(node.id, node.id)
@@ -355,50 +355,66 @@ class _Script:
         return None
 
     def scope_of(self, node: ast.AST) -> ast.AST:
-        return getattr(node, "_s", self.tree)
+        """The function (or lambda) whose body holds a node, else the module; cached on the nodes passed."""
+        scope = getattr(node, "_s", None)
+        if scope is not None:
+            return scope
+        chain = [node]
+        parent = getattr(node, "_p", None)
+        while parent is not None:
+            if type(parent) in _SCOPE_TYPES:
+                scope = parent
+                break
+            scope = getattr(parent, "_s", None)
+            if scope is not None:
+                break
+            chain.append(parent)
+            parent = getattr(parent, "_p", None)
+        if scope is None:
+            scope = self.tree
+        for n in chain:
+            n._s = scope  # type: ignore[attr-defined]
+        return scope
 
     # -- the one pass
     def _index(self) -> None:
         tree = self.tree
-        stack: list[tuple[ast.AST, ast.AST]] = [(tree, tree)]
-        scope_types = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+        tree._s = tree  # type: ignore[attr-defined]
+        stack: list[ast.AST] = [tree]
         pending_imports: list[ast.AST] = []
+        pop, push, fields_of = stack.pop, stack.append, _FIELDS_CACHE.get
+        AST, List, Name, Constant, Load = ast.AST, list, ast.Name, ast.Constant, ast.Load
+        strings, name_stores, environ, magic = self.strings, self.name_stores, self.environ, self.magic
         while stack:
-            node, scope = stack.pop()
-            node._s = scope  # type: ignore[attr-defined]
+            node = pop()
             kind = type(node)
-            inner = node if kind in scope_types else scope
-            for name in _child_fields(kind):
+            fields = fields_of(kind)
+            if fields is None:
+                fields = _child_fields(kind)
+            for name in fields:
                 value = getattr(node, name, None)
                 if value is None:
                     continue
-                if type(value) is list:
-                    for child in value:
-                        if isinstance(child, ast.AST):
-                            child._p = node  # type: ignore[attr-defined]
-                            stack.append((child, inner))
-                elif isinstance(value, ast.AST):
-                    value._p = node  # type: ignore[attr-defined]
-                    stack.append((value, inner))
+                for child in (value if type(value) is List else (value,)):
+                    child_kind = type(child)
+                    if child_kind is Name:  # leaves are handled here, without a trip through the stack
+                        child._p = node  # type: ignore[attr-defined]
+                        if type(child.ctx) is not Load:
+                            name_stores.append((child.id, child))
+                        elif child.id == "environ":
+                            environ.append(child)
+                    elif child_kind is Constant:
+                        child._p = node  # type: ignore[attr-defined]
+                        leaf = child.value
+                        if type(leaf) is str:
+                            strings.append(child)
+                        elif leaf == _SHARD_MAGIC and type(leaf) is int:
+                            magic.append(child)
+                    elif isinstance(child, AST):
+                        child._p = node  # type: ignore[attr-defined]
+                        push(child)
             if kind is ast.Call:
                 self.calls.append(node)
-            elif kind is ast.Constant:
-                value = node.value
-                if isinstance(value, str):
-                    self.strings.append(node)
-                elif value == _SHARD_MAGIC and type(value) is int:
-                    self.magic.append(node)
-            elif kind is ast.Name:
-                if type(node.ctx) is ast.Load:
-                    loads = self.name_loads.get(node.id)
-                    if loads is None:
-                        self.name_loads[node.id] = [node]
-                    else:
-                        loads.append(node)
-                    if node.id == "environ":
-                        self.environ.append(node)
-                else:
-                    self.name_stores.append((node.id, node))
             elif kind is ast.Attribute:
                 if node.attr == "environ":
                     self.environ.append(node)
@@ -408,38 +424,38 @@ class _Script:
                     self.attr_stores.append(node)
             elif kind is ast.Assign:
                 for target in node.targets:
-                    self._bind(target, node.value, "assign", "", node, scope)
+                    self._bind(target, node.value, "assign", "", node, self.scope_of(node))
             elif kind is ast.AugAssign:
-                self._bind(node.target, node.value, "aug", type(node.op).__name__, node, scope)
+                self._bind(node.target, node.value, "aug", type(node.op).__name__, node, self.scope_of(node))
             elif kind is ast.AnnAssign:
                 if node.value is not None:
-                    self._bind(node.target, node.value, "ann", "", node, scope)
+                    self._bind(node.target, node.value, "ann", "", node, self.scope_of(node))
             elif kind is ast.NamedExpr:
-                self._bind(node.target, node.value, "walrus", "", node, scope)
+                self._bind(node.target, node.value, "walrus", "", node, self.scope_of(node))
             elif kind in (ast.For, ast.AsyncFor):
                 self.loops.append(node)
-                self._bind(node.target, node.iter, "for", "", node, scope)
+                self._bind(node.target, node.iter, "for", "", node, self.scope_of(node))
             elif kind is ast.comprehension:
-                self._bind(node.target, node.iter, "for", "", getattr(node, "_p", node), scope)
+                self._bind(node.target, node.iter, "for", "", getattr(node, "_p", node), self.scope_of(node))
             elif kind is ast.While:
                 self.loops.append(node)
             elif kind in (ast.With, ast.AsyncWith):
                 for item in node.items:
                     if item.optional_vars is not None:
-                        self._bind(item.optional_vars, item.context_expr, "with", "", node, scope)
+                        self._bind(item.optional_vars, item.context_expr, "with", "", node, self.scope_of(node))
             elif kind in (ast.FunctionDef, ast.AsyncFunctionDef):
                 self.functions.setdefault(node.name, []).append(node)
-                self._add(_Def(node.name, node, None, "def", "", scope, node.lineno))
+                self._add(_Def(node.name, node, None, "def", "", self.scope_of(node), node.lineno))
                 args = node.args
                 for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
                     if arg is not None:
                         self._add(_Def(arg.arg, arg, None, "param", "", node, node.lineno))
             elif kind is ast.ClassDef:
-                self._add(_Def(node.name, node, None, "def", "", scope, node.lineno))
+                self._add(_Def(node.name, node, None, "def", "", self.scope_of(node), node.lineno))
             elif kind in (ast.Import, ast.ImportFrom):
                 pending_imports.append(node)
             elif kind is ast.Return:
-                self.returns.setdefault(id(scope), []).append(node)
+                self.returns.setdefault(id(self.scope_of(node)), []).append(node)
                 self.jumps.append(node)
             elif kind is ast.Break:
                 self.jumps.append(node)
@@ -564,21 +580,28 @@ class _Script:
         return found[-1] if found else None
 
     def calls_to(self, function: ast.AST) -> list[ast.Call]:
-        name = getattr(function, "name", None)
-        out = []
-        for call in self.calls:
-            func = call.func
-            if (isinstance(func, ast.Name) and func.id == name) or (isinstance(func, ast.Attribute) and func.attr == name):
-                out.append(call)
-        return out
+        """The calls of a function by its name (f(...), self.f(...), obj.f(...))."""
+        if self._calls_by_name is None:
+            index: dict[str, list[ast.Call]] = {}
+            for call in self.calls:
+                func = call.func
+                name = func.id if type(func) is ast.Name else func.attr if type(func) is ast.Attribute else None
+                if name is not None:
+                    index.setdefault(name, []).append(call)
+            self._calls_by_name = index
+        return self._calls_by_name.get(getattr(function, "name", ""), [])
 
 
-_SKIP_FIELDS = frozenset({"ctx", "op", "ops", "type_comment", "type_ignores"})
-_FIELDS_CACHE: dict[type, tuple[str, ...]] = {}
+# Fields that never hold a child worth visiting: names and flags (strings, ints), and the operator and context
+# singletons; import aliases are read from the Import node itself.
+_SKIP_FIELDS = frozenset({"ctx", "op", "ops", "type_comment", "type_ignores", "id", "attr", "arg", "name", "module",
+                          "level", "asname", "kind", "is_async", "conversion", "names"})
+_FIELDS_CACHE: dict[type, tuple[str, ...]] = {ast.Constant: ()}
+_SCOPE_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 
 
 def _child_fields(kind: type) -> tuple[str, ...]:
-    """The fields of a node type that can hold child nodes (operator and context singletons skipped)."""
+    """The fields of a node type that can hold child nodes."""
     fields = _FIELDS_CACHE.get(kind)
     if fields is None:
         fields = tuple(f for f in getattr(kind, "_fields", ()) if f not in _SKIP_FIELDS)
@@ -1539,12 +1562,21 @@ def _loop(script: _Script, val_templates: list[_Template]) -> _Loop:
     clock_defs = [d for name in clock_vars for d in script.defs_by_name.get(name, [])]
     last_names: set[str] = set()
     if node is not None and step_var:
-        for n in _walk(node, 20000):
+        for n in _shallow_statements(node):
             if isinstance(n, ast.Assign) and isinstance(n.value, ast.Compare) and len(n.targets) == 1 \
                     and isinstance(n.targets[0], ast.Name) and _mentions(n.value, {step_var}):
                 if any(isinstance(op, (ast.Eq, ast.GtE)) for op in n.value.ops):
                     last_names.add(n.targets[0].id)
     return _Loop(node, step_var, timer, clock_vars, accums, timer_defs, clock_defs, last_names)
+
+
+def _shallow_statements(loop: ast.AST) -> Iterator[ast.AST]:
+    """The statements of a loop's body, and of the if/with blocks directly in it."""
+    for stmt in getattr(loop, "body", []):
+        yield stmt
+        if isinstance(stmt, (ast.If, ast.With, ast.AsyncWith)):
+            yield from stmt.body
+            yield from getattr(stmt, "orelse", [])
 
 
 def _outermost_loop(node: ast.AST) -> ast.AST | None:
@@ -1576,8 +1608,15 @@ class _Facts:
     val_data: set[str]
     train_data: set[str]
     loop: _Loop
-    code_lines: frozenset[str]
     memo: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def code_lines(self) -> frozenset[str]:
+        lines = self.memo.get("code_lines")
+        if lines is None:
+            lines = frozenset(" ".join(line.split()) for line in self.script.lines)
+            self.memo["code_lines"] = lines
+        return lines
 
 
 def _memo(fn: Any) -> Any:
@@ -1607,8 +1646,7 @@ def _facts(text: str) -> _Facts:
     val_data = _provenance(script, _compute_roots(script, score.compute_calls))
     loop = _loop(script, val)
     train_data = _provenance(script, _backward_roots(script, loop.node)) if loop.node is not None else set()
-    code_lines = frozenset(re.sub(r"\s+", " ", line.strip()) for line in script.lines)
-    return _Facts(script, val, literal_val, train, score, val_data, train_data, loop, code_lines)
+    return _Facts(script, val, literal_val, train, score, val_data, train_data, loop)
 
 
 def _backward_roots(script: _Script, loop: ast.AST) -> list[tuple[ast.AST, ast.AST, int]]:
@@ -1642,7 +1680,7 @@ def _extra(base: list[_Hit], new: list[_Hit], new_facts: _Facts, base_facts: _Fa
         surplus = len(hits) - have.get(key, 0)
         if surplus <= 0:
             continue
-        norm = lambda h: re.sub(r"\s+", " ", new_facts.script.line_text(getattr(h.node, "lineno", 0)))  # noqa: E731
+        norm = lambda h: " ".join(new_facts.script.line_text(getattr(h.node, "lineno", 0)).split())  # noqa: E731
         hits = sorted(hits, key=lambda h: (norm(h) in base_facts.code_lines, getattr(h.node, "lineno", 0)))
         out.extend(hits[:surplus])
     return out
@@ -1895,7 +1933,7 @@ def _bound_ok(facts: _Facts) -> bool | None:
         return None
     stop = node.iter.args[-1]
     bound = None
-    for n in _walk(node, 20000):
+    for n in _shallow_statements(node):
         if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name) \
                 and n.targets[0].id in loop.last_names and isinstance(n.value, ast.Compare):
             cmp = n.value
@@ -1927,7 +1965,11 @@ def _exits(facts: _Facts) -> list[_Hit]:
         return hits
     script = facts.script
     for call in script.calls:
-        qual = script.qual(call.func)
+        func = call.func
+        name = func.attr if type(func) is ast.Attribute else func.id if type(func) is ast.Name else ""
+        if name not in ("exit", "_exit", "quit", "abort"):
+            continue
+        qual = script.qual(func)
         if qual in _EXITS and _inside(call, loop):
             hits.append(_Hit(f"exit:{qual}", call, "validation.early_exit", f"{qual}() inside the training loop"))
     for jump in script.jumps:
@@ -2541,8 +2583,13 @@ def _call_hits(facts: _Facts) -> list[_Hit]:
     script = facts.script
     hits: list[_Hit] = []
     for call in script.calls:
-        qual = script.qual(call.func) or ""
-        method = call.func.attr if isinstance(call.func, ast.Attribute) else ""
+        func = call.func
+        method = func.attr if type(func) is ast.Attribute else ""
+        root = _root_name(func)
+        top = script.aliases.get(root, root).split(".")[0] if root else ""
+        if root is not None and top not in _DANGER_TOPS and method not in _DANGER_METHODS:
+            continue
+        qual = script.qual(func) or ""
         if not _maybe_danger(qual, method):
             continue
         literals = _literal_strings(call)
@@ -2558,16 +2605,16 @@ def _call_hits(facts: _Facts) -> list[_Hit]:
         if module.startswith("torch.hub"):
             rule = "network.call"
         if rule is not None:
-            severity = NOTE if rule == "process.spawn" and _only_nvidia_smi(script, node) else BLOCK
-            hits.append(_Hit(f"import:{top}", node, "process.nvidia_smi" if severity == NOTE else rule,
-                             f"imports {module}", severity))
+            hits.append(_Hit(f"import:{top}", node, rule, f"imports {module}"))
     return hits
 
 
 def _only_nvidia_smi(script: _Script, node: ast.AST) -> bool:
     """Whether every use of the names an import binds is a plain nvidia-smi call or a subprocess constant."""
     bound = {a.asname or a.name.split(".")[0] for a in getattr(node, "names", [])}
-    for n in (n for name in bound for n in script.name_loads.get(name, [])):
+    for n in _walk(script.tree, 10**7):
+        if type(n) is not ast.Name or n.id not in bound or type(n.ctx) is not ast.Load:
+            continue
         parent = getattr(n, "_p", None)
         if isinstance(parent, ast.Attribute) and parent.attr in ("PIPE", "STDOUT", "DEVNULL"):
             continue
@@ -2771,7 +2818,11 @@ def _env_marks(key_node: ast.AST) -> set[str]:
 
 
 def _check_calls(base: _Facts, new: _Facts) -> list[Finding]:
-    return _hit_findings(_extra(_call_hits(base), _call_hits(new), new, base), new)
+    hits = _extra(_call_hits(base), _call_hits(new), new, base)
+    for i, hit in enumerate(hits):  # a new `import subprocess` used only for nvidia-smi is a note
+        if hit.key == "import:subprocess" and _only_nvidia_smi(new.script, hit.node):
+            hits[i] = _Hit(hit.key, hit.node, "process.nvidia_smi", hit.reason, NOTE)
+    return _hit_findings(hits, new)
 
 
 # ==================================================================================================== checks: environment
@@ -2900,8 +2951,18 @@ def protected_blocks(text: str) -> list[tuple[int, list[str]]]:
     return blocks
 
 
+_ANY_MARKER = re.compile(r"#[^\n]*\b(do[\s-]+not[\s-]+(change|edit|modify)|protected\s+(block|region))", re.IGNORECASE)
+
+
+@lru_cache(maxsize=16)
+def _blocks_of(text: str) -> tuple[tuple[int, tuple[str, ...]], ...]:
+    if not _ANY_MARKER.search(text):
+        return ()
+    return tuple((start, tuple(body)) for start, body in protected_blocks(text))
+
+
 def _block_findings(base_text: str, new_text: str) -> list[Finding]:
-    base_blocks, new_blocks = protected_blocks(base_text), protected_blocks(new_text)
+    base_blocks, new_blocks = _blocks_of(base_text), _blocks_of(new_text)
     findings: list[Finding] = []
     for i, (start, body) in enumerate(base_blocks):
         if i >= len(new_blocks):
