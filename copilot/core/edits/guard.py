@@ -52,6 +52,8 @@ RULES: dict[str, tuple[str, str]] = {
     "val_tokens.steps_refactored": ("val_tokens", "the validation step count is derived differently but still from val_tokens; worth a look"),
     "data.changed": ("data", "the rules fix the training and validation token streams and their files"),
     "data.location_changed": ("data", "the data folder changed while the file patterns stayed; check it points at the real shards"),
+    "data.seed_changed": ("data", "the runner sets the seeds of repeated runs; a fixed or shifted seed can pick a lucky run"),
+    "data.seed_added": ("data", "a random seed is now fixed by the script; worth a look"),
     "data.val_source_changed": ("data", "the val loss must be measured on the validation shard, nothing else"),
     "data.train_source_changed": ("data", "training must read the training shards and never the validation set"),
     "data.stream_reordered": ("data", "the rules fix the order of the training token stream"),
@@ -140,9 +142,10 @@ class GuardReport:
 
 # ==================================================================================================== names
 
+# Wall clocks. time.process_time / thread_time count CPU time only (not the GPU work a step waits for), so a switch
+# to them reads as a new way of timing.
 _CLOCKS = frozenset({
-    "time.perf_counter", "time.time", "time.monotonic", "time.perf_counter_ns", "time.time_ns",
-    "time.monotonic_ns", "time.process_time", "time.thread_time",
+    "time.perf_counter", "time.time", "time.monotonic", "time.perf_counter_ns", "time.time_ns", "time.monotonic_ns",
 })
 _EXITS = frozenset({"sys.exit", "exit", "quit", "os._exit", "os.abort", "builtins.exit"})
 _PROCESS_EXACT = frozenset({
@@ -457,6 +460,8 @@ class _Script:
             elif kind is ast.Return:
                 self.returns.setdefault(id(self.scope_of(node)), []).append(node)
                 self.jumps.append(node)
+            elif kind is ast.Yield or kind is ast.YieldFrom:  # what a generator hands out counts as returned
+                self.returns.setdefault(id(self.scope_of(node)), []).append(node)
             elif kind is ast.Break:
                 self.jumps.append(node)
             elif kind in (ast.JoinedStr, ast.BinOp):
@@ -1424,44 +1429,48 @@ def _guarded_by(node: ast.AST, scope: ast.AST, names: set[str]) -> bool:
 
 
 def _provenance(script: _Script, roots: Iterable[tuple[ast.AST, ast.AST, int]], budget: int = 250) -> set[str]:
-    """The data-file strings an expression is built from (through the bindings that reach it). A parameter of a
-    function entered through a call maps to that call's argument; of any other function, to all its callers'."""
+    """The data-file strings an expression is built from (through the bindings that reach it). A function
+    entered through a call is read with that call's arguments for its parameters (a call stack is kept);
+    a parameter of any other function stands for all its callers' arguments."""
     found: set[str] = set()
-    seen: set[tuple[int, int]] = set()
-    stack: list[tuple[ast.AST, ast.AST, int, ast.Call | None]] = [(e, s, l, None) for e, s, l in roots]
+    seen: set[tuple[int, tuple[int, ...]]] = set()
+    Stack = tuple[ast.Call, ...]
+    stack: list[tuple[ast.AST, ast.AST, int, Stack]] = [(e, s, l, ()) for e, s, l in roots]
     while stack and budget > 0:
-        expr, scope, line, via = stack.pop()
+        expr, scope, line, calls = stack.pop()
         budget -= 1
+        ids = tuple(id(c) for c in calls)
         for node in _walk(expr, 250):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 if _DATA_STRING.search(node.value):
                     found.add(_basename(node.value))
             elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
                 for d in script.reaching(node.id, scope, line, node):
-                    key = (id(d), id(via))
-                    if key in seen:
+                    if (id(d), ids) in seen:
                         continue
-                    seen.add(key)
+                    seen.add((id(d), ids))
                     if d.value is not None:
-                        stack.append((d.value, d.scope, d.line, via if d.scope is scope else None))
+                        stack.append((d.value, d.scope, d.line, calls if d.scope is scope else ()))
                     elif d.kind == "param":
-                        callers = [via] if via is not None and d.scope is scope else script.calls_to(d.scope)[:6]
+                        entered = calls and d.scope is scope and script.function_named(calls[-1].func) is d.scope
+                        callers = [calls[-1]] if entered else script.calls_to(d.scope)[:6]
+                        outer = calls[:-1] if entered else ()
                         for call in callers:
                             arg = _argument_for(d.scope, call, d.name)
                             if arg is not None:
-                                stack.append((arg, script.scope_of(call), call.lineno, None))
+                                stack.append((arg, script.scope_of(call), call.lineno, outer))
             elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
                 for d in script.attr_defs.get("." + node.attr, [])[:6]:
-                    if (id(d), 0) not in seen and d.value is not None:
-                        seen.add((id(d), 0))
-                        stack.append((d.value, d.scope, d.line, None))
+                    if (id(d), ()) not in seen and d.value is not None:
+                        seen.add((id(d), ()))
+                        stack.append((d.value, d.scope, d.line, ()))
             elif isinstance(node, ast.Call):
                 function = script.function_named(node.func)
-                if function is not None and (id(function), id(node)) not in seen:
-                    seen.add((id(function), id(node)))
+                if function is not None and (id(node), ids) not in seen and len(calls) < 8:
+                    seen.add((id(node), ids))
                     for ret in script.returns.get(id(function), [])[:6]:
                         if ret.value is not None:
-                            stack.append((ret.value, function, ret.lineno, node))
+                            stack.append((ret.value, function, ret.lineno, (*calls, node)))
     return found
 
 
@@ -2228,7 +2237,34 @@ def _check_data(base: _Facts, new: _Facts) -> list[Finding]:
             reason = f"training reads {_names(new.train_data)} instead of {_names(base.train_data)}"
         findings.append(_rule("data.train_source_changed", BLOCK, new.script, node or 0, "new", reason))
     findings.extend(_hit_findings(_extra(_stream_hits(base), _stream_hits(new), new, base), new))
+    base_seeds, extra_seeds = _seed_hits(base), _extra(_seed_hits(base), _seed_hits(new), new, base)
+    for hit in extra_seeds:
+        if base_seeds:
+            findings.append(_rule("data.seed_changed", BLOCK, new.script, hit.node, "new", hit.reason))
+        else:
+            findings.append(_rule("data.seed_added", NOTE, new.script, hit.node, "new", hit.reason))
     return findings
+
+
+_SEEDERS = frozenset({"torch.manual_seed", "torch.cuda.manual_seed", "torch.cuda.manual_seed_all", "torch.random.manual_seed",
+                      "numpy.random.seed", "numpy.random.default_rng", "numpy.random.RandomState", "random.seed",
+                      "random.Random", "torch.Generator"})
+
+
+@_memo
+def _seed_hits(facts: _Facts) -> list[_Hit]:
+    script = facts.script
+    hits = []
+    for call in script.calls:
+        func = call.func
+        name = func.attr if type(func) is ast.Attribute else func.id if type(func) is ast.Name else ""
+        if name not in ("manual_seed", "manual_seed_all", "seed", "default_rng", "RandomState", "Random", "Generator"):
+            continue
+        qual = script.qual(func) or ""
+        if qual in _SEEDERS or name == "manual_seed":
+            key = _canon(call, script, blind=False)
+            hits.append(_Hit(f"seed:{key}", call, "data.seed_changed", f"a random seed is set: {_short(call)}"))
+    return hits
 
 
 def _has_uint16(script: _Script) -> bool:
@@ -2264,6 +2300,10 @@ def _stream_hits(facts: _Facts) -> list[_Hit]:
                                  "the data is read with a stride or backwards"))
         elif isinstance(sl, ast.Slice) and sl.lower is not None and _file_list(script, node.value):
             hits.append(_Hit("skip-files", node, "data.stream_reordered", "some data files are skipped"))
+        elif isinstance(sl, ast.Slice) and (lower := _const_eval(sl.lower)) not in (None, 0, 1, -1) \
+                and _data_region(script, node):
+            hits.append(_Hit(f"skip-tokens:{lower}", node, "data.stream_reordered",
+                             f"the data is read from offset {lower} on"))
     return hits
 
 
