@@ -23,6 +23,7 @@ import argparse
 import ast
 import datetime as dt
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -133,9 +134,10 @@ def corpus_results() -> list[dict]:
 # -- speed ------------------------------------------------------------------------------------------------------------
 
 
-def speed(scripts: list[tuple[str, str]], repeats: int = 7) -> list[dict]:
-    """Per large script: the median time of a check against a cached base (a fresh candidate each time), and of
-    ast.parse alone on the same text for comparison."""
+def speed(scripts: list[tuple[str, str]], repeats: int = 9) -> list[dict]:
+    """Per large script: a check against a cached base (a fresh candidate each time, as in a session), and
+    ast.parse alone on the same text for comparison. CPU time of this process, min and median of `repeats`
+    (the min is the least disturbed by other load on the machine)."""
     rows = []
     for key, text in scripts:
         lines = text.count("\n") + 1
@@ -144,23 +146,38 @@ def speed(scripts: list[tuple[str, str]], repeats: int = 7) -> list[dict]:
         guard.check_integrity(text, text)  # the base is analysed once, as in a session
         checks, parses = [], []
         for i in range(repeats):
-            candidate = text + f"\n# candidate {i}\n"
-            start = time.perf_counter()
+            candidate = text + f"\n# candidate {key} {i}\n"
+            start = time.process_time()
             ast.parse(candidate)
-            parses.append((time.perf_counter() - start) * 1000)
-            candidate = text + f"\n# candidate {i} (checked)\n"
-            start = time.perf_counter()
+            parses.append((time.process_time() - start) * 1000)
+            candidate = text + f"\n# candidate {key} {i} (checked)\n"
+            start = time.process_time()
             guard.check_integrity(text, candidate)
-            checks.append((time.perf_counter() - start) * 1000)
-        rows.append({"record": key, "lines": lines, "check_ms": statistics.median(checks),
-                     "parse_ms": statistics.median(parses)})
+            checks.append((time.process_time() - start) * 1000)
+        rows.append({"record": key, "lines": lines, "check_min_ms": min(checks),
+                     "check_median_ms": statistics.median(checks), "parse_min_ms": min(parses),
+                     "parse_median_ms": statistics.median(parses)})
     return rows
 
 
-def import_ms() -> float:
-    code = "import time; t = time.perf_counter(); import copilot.core.edits.guard; print((time.perf_counter() - t) * 1000)"
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
-    return float(out.stdout.strip())
+def import_ms() -> dict[str, float]:
+    """Importing the module (its package parents already imported): from a warm bytecode cache, and compiling
+    the source first (how it runs where PYTHONDONTWRITEBYTECODE is set)."""
+    code = ("import time, copilot.core.edits; t = time.perf_counter(); import copilot.core.edits.guard; "
+            "print((time.perf_counter() - t) * 1000)")
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="guard-pyc-") as cache:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = cache
+        runs = []
+        for _ in range(4):
+            done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
+                                  env=env)
+            runs.append(float(done.stdout.strip()))
+        out["cached_bytecode_ms"] = min(runs[1:])
+        done = subprocess.run([sys.executable, "-B", "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+        out["compiling_ms"] = float(done.stdout.strip())
+    return out
 
 
 # -- report -----------------------------------------------------------------------------------------------------------
@@ -176,7 +193,7 @@ def _transition_table(rows: list[Transition]) -> list[str]:
 
 
 def markdown(upstream: list[Transition], micro: list[Transition], corpus: list[dict], speed_rows: list[dict],
-             commit: str | None, upstream_commit: str | None, import_time: float) -> str:
+             commit: str | None, upstream_commit: str | None, import_time: dict[str, float]) -> str:
     hacks = [c for c in corpus if c["verdict"] == "block"]
     benign = [c for c in corpus if c["verdict"] == "pass"]
     lines = [
@@ -188,19 +205,28 @@ def markdown(upstream: list[Transition], micro: list[Transition], corpus: list[d
         f"- micro ladder transitions with a blocking finding: **{sum(bool(t.blocks) for t in micro)} of {len(micro)}**",
         f"- reward hacks blocked with the expected rule: **{sum(c['ok'] for c in hacks)} / {len(hacks)}**",
         f"- benign edits passed without a blocking finding: **{sum(c['ok'] for c in benign)} / {len(benign)}**",
-        f"- importing the module: {import_time:.1f} ms",
+        f"- importing the module: {import_time['cached_bytecode_ms']:.1f} ms from cached bytecode, "
+        f"{import_time['compiling_ms']:.1f} ms when Python compiles it first",
         "",
-        "### Speed on the large record scripts (base cached, a fresh candidate per check; median of 7)",
+        "### Speed on the large record scripts",
         "",
-        "| record | lines | check ms | ast.parse alone ms |",
-        "|---|---:|---:|---:|",
+        "A check against a cached base with a fresh candidate each time (as in a session); CPU ms of the process,",
+        "min and median of 9; `ast.parse` alone on the same text for comparison.",
+        "",
+        "| record | lines | check min | check median | ast.parse min | ast.parse median |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for row in speed_rows:
-        lines.append(f"| {row['record']} | {row['lines']} | {row['check_ms']:.1f} | {row['parse_ms']:.1f} |")
-    near_2000 = [r for r in speed_rows if 1800 <= r["lines"] <= 2200]
+        lines.append(f"| {row['record']} | {row['lines']} | {row['check_min_ms']:.1f} | {row['check_median_ms']:.1f} | "
+                     f"{row['parse_min_ms']:.1f} | {row['parse_median_ms']:.1f} |")
+    near_2000 = [r for r in speed_rows if 1900 <= r["lines"] <= 2100]
     if near_2000:
-        lines += ["", f"Scripts of 1,800–2,200 lines: median check {statistics.median(r['check_ms'] for r in near_2000):.1f} ms, "
-                      f"of which ast.parse {statistics.median(r['parse_ms'] for r in near_2000):.1f} ms."]
+        def med(key: str) -> float:
+            return statistics.median(r[key] for r in near_2000)
+
+        lines += ["", f"Over the {len(near_2000)} scripts of 1,900–2,100 lines: check {med('check_min_ms'):.1f} ms (min) / "
+                      f"{med('check_median_ms'):.1f} ms (median), of which ast.parse {med('parse_min_ms'):.1f} / "
+                      f"{med('parse_median_ms'):.1f} ms."]
     lines += ["", "### Transitions with findings", ""]
     lines += _transition_table([t for t in upstream if t.blocks or t.notes])
     lines += ["", "### Micro ladder", ""]

@@ -385,7 +385,7 @@ class _Script:
         tree._s = tree  # type: ignore[attr-defined]
         stack: list[ast.AST] = [tree]
         pending_imports: list[ast.AST] = []
-        pop, push, fields_of = stack.pop, stack.append, _FIELDS_CACHE.get
+        pop, push, fields_of, dispatch = stack.pop, stack.append, _FIELDS_CACHE.get, _DISPATCH.get
         AST, List, Name, Constant, Load = ast.AST, list, ast.Name, ast.Constant, ast.Load
         strings, name_stores, environ, magic = self.strings, self.name_stores, self.environ, self.magic
         while stack:
@@ -416,68 +416,75 @@ class _Script:
                     elif isinstance(child, AST):
                         child._p = node  # type: ignore[attr-defined]
                         push(child)
-            if kind is ast.Call:
+            code = dispatch(kind)
+            if code is None:
+                continue
+            if code == 1:
                 self.calls.append(node)
-            elif kind is ast.Attribute:
-                if node.attr == "environ":
+            elif code == 2:
+                attr = node.attr
+                if attr == "environ":
                     self.environ.append(node)
-                elif node.attr == "uint16":
+                elif attr == "uint16":
                     self.has_uint16 = True
-                if not isinstance(node.ctx, ast.Load):
+                if type(node.ctx) is not Load:
                     self.attr_stores.append(node)
-            elif kind is ast.Assign:
-                for target in node.targets:
-                    self._bind(target, node.value, "assign", "", node, self.scope_of(node))
-            elif kind is ast.AugAssign:
-                self._bind(node.target, node.value, "aug", type(node.op).__name__, node, self.scope_of(node))
-            elif kind is ast.AnnAssign:
-                if node.value is not None:
-                    self._bind(node.target, node.value, "ann", "", node, self.scope_of(node))
-            elif kind is ast.NamedExpr:
-                self._bind(node.target, node.value, "walrus", "", node, self.scope_of(node))
-            elif kind in (ast.For, ast.AsyncFor):
-                self.loops.append(node)
-                self._bind(node.target, node.iter, "for", "", node, self.scope_of(node))
-            elif kind is ast.comprehension:
-                self._bind(node.target, node.iter, "for", "", getattr(node, "_p", node), self.scope_of(node))
-            elif kind is ast.While:
-                self.loops.append(node)
-            elif kind in (ast.With, ast.AsyncWith):
-                for item in node.items:
-                    if item.optional_vars is not None:
-                        self._bind(item.optional_vars, item.context_expr, "with", "", node, self.scope_of(node))
-            elif kind in (ast.FunctionDef, ast.AsyncFunctionDef):
-                self.functions.setdefault(node.name, []).append(node)
-                self._add(_Def(node.name, node, None, "def", "", self.scope_of(node), node.lineno))
-                args = node.args
-                for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
-                    if arg is not None:
-                        self._add(_Def(arg.arg, arg, None, "param", "", node, node.lineno))
-            elif kind is ast.ClassDef:
-                self._add(_Def(node.name, node, None, "def", "", self.scope_of(node), node.lineno))
-            elif kind in (ast.Import, ast.ImportFrom):
-                pending_imports.append(node)
-            elif kind is ast.Return:
-                self.returns.setdefault(id(self.scope_of(node)), []).append(node)
-                self.jumps.append(node)
-            elif kind is ast.Yield or kind is ast.YieldFrom:  # what a generator hands out counts as returned
-                self.returns.setdefault(id(self.scope_of(node)), []).append(node)
-            elif kind is ast.Break:
-                self.jumps.append(node)
-            elif kind in (ast.JoinedStr, ast.BinOp):
+            elif code == 3:
                 self.template_nodes.append(node)
-            elif kind is ast.Raise:
-                self.jumps.append(node)
-            elif kind is ast.Subscript:
+            elif code == 4:
                 sl = node.slice
                 if type(sl) is ast.Slice and (sl.step is not None or sl.lower is not None):
                     self.slices.append(node)
+            else:
+                self._statement_bindings(node, kind, pending_imports)
         for node in sorted(pending_imports, key=lambda n: n.lineno):
             self._import(node)
         for call in self.calls:
             self._call_binding(call)
         for defs in self.defs.values():
             defs.sort(key=lambda d: d.line)
+
+    def _statement_bindings(self, node: ast.AST, kind: type, pending_imports: list[ast.AST]) -> None:
+        """What binds names, loops, returns and jumps (the rarer node types of the one pass)."""
+        if kind is ast.Assign:
+            for target in node.targets:
+                self._bind(target, node.value, "assign", "", node, self.scope_of(node))
+        elif kind is ast.AugAssign:
+            self._bind(node.target, node.value, "aug", type(node.op).__name__, node, self.scope_of(node))
+        elif kind is ast.AnnAssign:
+            if node.value is not None:
+                self._bind(node.target, node.value, "ann", "", node, self.scope_of(node))
+        elif kind is ast.NamedExpr:
+            self._bind(node.target, node.value, "walrus", "", node, self.scope_of(node))
+        elif kind in (ast.For, ast.AsyncFor):
+            self.loops.append(node)
+            self._bind(node.target, node.iter, "for", "", node, self.scope_of(node))
+        elif kind is ast.comprehension:
+            self._bind(node.target, node.iter, "for", "", getattr(node, "_p", node), self.scope_of(node))
+        elif kind is ast.While:
+            self.loops.append(node)
+        elif kind in (ast.With, ast.AsyncWith):
+            for item in node.items:
+                if item.optional_vars is not None:
+                    self._bind(item.optional_vars, item.context_expr, "with", "", node, self.scope_of(node))
+        elif kind in (ast.FunctionDef, ast.AsyncFunctionDef):
+            self.functions.setdefault(node.name, []).append(node)
+            self._add(_Def(node.name, node, None, "def", "", self.scope_of(node), node.lineno))
+            args = node.args
+            for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
+                if arg is not None:
+                    self._add(_Def(arg.arg, arg, None, "param", "", node, node.lineno))
+        elif kind is ast.ClassDef:
+            self._add(_Def(node.name, node, None, "def", "", self.scope_of(node), node.lineno))
+        elif kind in (ast.Import, ast.ImportFrom):
+            pending_imports.append(node)
+        elif kind is ast.Return:
+            self.returns.setdefault(id(self.scope_of(node)), []).append(node)
+            self.jumps.append(node)
+        elif kind is ast.Yield or kind is ast.YieldFrom:  # what a generator hands out counts as returned
+            self.returns.setdefault(id(self.scope_of(node)), []).append(node)
+        elif kind is ast.Break or kind is ast.Raise:
+            self.jumps.append(node)
 
     def _import(self, node: ast.AST) -> None:
         scope = self.scope_of(node)
@@ -567,12 +574,13 @@ class _Script:
         if not before:
             return own
         out = []
+        path = _use_path(use) if use is not None else None
         for d in reversed(before):
             out.append(d)
             if len(out) >= 12:
                 break
             if d.kind in ("assign", "ann", "for", "with", "walrus", "param", "import", "def") and \
-                    (use is None or _dominates(d.node, use)):
+                    (path is None or _dominates(d.node, path)):
                 break
         return out
 
@@ -584,7 +592,13 @@ class _Script:
         found = self.functions.get(name)
         return found[-1] if found else None
 
-    def calls_to(self, function: ast.AST) -> list[ast.Call]:
+    def calls_named(self, *names: str) -> list[ast.Call]:
+        """The calls whose callee is spelled with one of these last names (f(...) or x.f(...))."""
+        self.calls_to(None)
+        index = self._calls_by_name or {}
+        return [call for name in names for call in index.get(name, [])]
+
+    def calls_to(self, function: ast.AST | None) -> list[ast.Call]:
         """The calls of a function by its name (f(...), self.f(...), obj.f(...))."""
         if self._calls_by_name is None:
             index: dict[str, list[ast.Call]] = {}
@@ -603,6 +617,12 @@ _SKIP_FIELDS = frozenset({"ctx", "op", "ops", "type_comment", "type_ignores", "i
                           "level", "asname", "kind", "is_async", "conversion", "names"})
 _FIELDS_CACHE: dict[type, tuple[str, ...]] = {ast.Constant: ()}
 _SCOPE_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+# Node types the one pass records (1 call, 2 attribute, 3 template candidate, 4 subscript, 5 a binding statement).
+_DISPATCH: dict[type, int] = {ast.Call: 1, ast.Attribute: 2, ast.JoinedStr: 3, ast.BinOp: 3, ast.Subscript: 4}
+_DISPATCH.update(dict.fromkeys((ast.Assign, ast.AugAssign, ast.AnnAssign, ast.NamedExpr, ast.For, ast.AsyncFor,
+                                ast.comprehension, ast.While, ast.With, ast.AsyncWith, ast.FunctionDef,
+                                ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom, ast.Return, ast.Yield,
+                                ast.YieldFrom, ast.Break, ast.Raise), 5))
 
 
 def _child_fields(kind: type) -> tuple[str, ...]:
@@ -631,19 +651,26 @@ def _inside(node: ast.AST, container: ast.AST) -> bool:
     return any(p is container for p in _parents(node))
 
 
-def _dominates(stmt: ast.AST, use: ast.AST) -> bool:
-    """Whether a binding statement runs whenever `use` runs: no if/while/try between it and the block it
-    shares with the use, and not in another branch of that block."""
-    use_path = {id(use): use}
+def _use_path(use: ast.AST) -> dict[int, ast.AST]:
+    """id(ancestor) -> the child on the way down to `use` (the use maps to itself)."""
+    path = {id(use): use}
     child = use
     for parent in _parents(use):
-        use_path[id(parent)] = child  # parent -> the child on the way to the use
+        path[id(parent)] = child
         child = parent
+    return path
+
+
+def _dominates(stmt: ast.AST, use_path: dict[int, ast.AST]) -> bool:
+    """Whether a binding statement runs whenever the use runs: no if/while/try between it and the block it
+    shares with the use, and not in another branch of that block."""
     child = stmt
     for parent in _parents(stmt):
         if id(parent) in use_path:
-            return _branch(parent, child) == _branch(parent, use_path[id(parent)])
-        if isinstance(parent, (ast.If, ast.While, ast.Try, ast.IfExp, ast.ExceptHandler)):
+            if type(parent) in (ast.If, ast.Try, ast.For, ast.While, ast.AsyncFor):
+                return _branch(parent, child) == _branch(parent, use_path[id(parent)])
+            return True
+        if type(parent) in (ast.If, ast.While, ast.Try, ast.IfExp, ast.ExceptHandler):
             return False
         child = parent
     return True
@@ -1440,7 +1467,7 @@ def _provenance(script: _Script, roots: Iterable[tuple[ast.AST, ast.AST, int]], 
         expr, scope, line, calls = stack.pop()
         budget -= 1
         ids = tuple(id(c) for c in calls)
-        for node in _walk(expr, 250):
+        for node in _data_walk(script, expr):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 if _DATA_STRING.search(node.value):
                     found.add(_basename(node.value))
@@ -1472,6 +1499,39 @@ def _provenance(script: _Script, roots: Iterable[tuple[ast.AST, ast.AST, int]], 
                         if ret.value is not None:
                             stack.append((ret.value, function, ret.lineno, (*calls, node)))
     return found
+
+
+def _data_walk(script: _Script, expr: ast.AST, limit: int = 250) -> Iterator[ast.AST]:
+    """The nodes of an expression that data can flow through: a call's arguments and receiver, not the name
+    of the function called (model(x) carries x, not the model's construction); an attribute with bindings of its
+    own (args.val_files) is not followed into its object."""
+    stack = [expr]
+    count = 0
+    while stack and count < limit:
+        node = stack.pop()
+        count += 1
+        yield node
+        kind = type(node)
+        if kind is ast.Call:
+            func = node.func
+            stack.extend(node.args)
+            stack.extend(k.value for k in node.keywords)
+            if type(func) is ast.Attribute:
+                stack.append(func.value)
+            elif type(func) is not ast.Name:
+                stack.append(func)
+        elif kind is ast.Attribute:
+            if "." + node.attr not in script.attr_defs:
+                stack.append(node.value)
+        elif kind in (ast.Lambda, ast.FunctionDef):
+            continue
+        else:
+            for name in _child_fields(kind):
+                value = getattr(node, name, None)
+                if type(value) is list:
+                    stack.extend(c for c in value if isinstance(c, ast.AST))
+                elif isinstance(value, ast.AST):
+                    stack.append(value)
 
 
 def _basename(path: str) -> str:
@@ -1660,9 +1720,9 @@ def _facts(text: str) -> _Facts:
 
 def _backward_roots(script: _Script, loop: ast.AST) -> list[tuple[ast.AST, ast.AST, int]]:
     roots = []
-    for call in script.calls:
+    for call in script.calls_named("backward"):
         func = call.func
-        if isinstance(func, ast.Attribute) and func.attr == "backward" and _inside(call, loop):
+        if isinstance(func, ast.Attribute) and _inside(call, loop):
             roots.append((func.value, script.scope_of(call), call.lineno))
     return roots[:20]
 
@@ -2255,11 +2315,10 @@ _SEEDERS = frozenset({"torch.manual_seed", "torch.cuda.manual_seed", "torch.cuda
 def _seed_hits(facts: _Facts) -> list[_Hit]:
     script = facts.script
     hits = []
-    for call in script.calls:
+    for call in script.calls_named("manual_seed", "manual_seed_all", "seed", "default_rng", "RandomState", "Random",
+                                   "Generator"):
         func = call.func
         name = func.attr if type(func) is ast.Attribute else func.id if type(func) is ast.Name else ""
-        if name not in ("manual_seed", "manual_seed_all", "seed", "default_rng", "RandomState", "Random", "Generator"):
-            continue
         qual = script.qual(func) or ""
         if qual in _SEEDERS or name == "manual_seed":
             key = _canon(call, script, blind=False)
@@ -2541,7 +2600,7 @@ def _patches(facts: _Facts) -> list[_Hit]:
         for function in script.functions.get(name, []):
             if script.scope_of(function) is script.tree:
                 hits.append(_Hit(f"rebind:{name}", function, "timer.patched", f"{name}() is redefined"))
-    for call in script.calls:
+    for call in script.calls_named("setattr", "patch", "object"):
         qual = script.qual(call.func) or ""
         if qual in ("setattr", "builtins.setattr") and call.args:
             target = script.qual(call.args[0]) or ""
@@ -2574,6 +2633,9 @@ def _compile_hits(facts: _Facts) -> list[_Hit]:
             else:
                 hits.append(_Hit(f"{qual}={value}", node, "compile_flags.banned", f"{qual} is set"))
     for call in script.calls:
+        root = _root_name(call.func)
+        if root is not None and not script.aliases.get(root, root).startswith("torch") and root != "setattr":
+            continue
         qual = script.qual(call.func) or ""
         if qual.startswith(("torch._inductor.config.", "torch._dynamo.config.")):
             hits.append(_Hit(f"call:{qual}:{_canon(call, script)}", call, "compile_flags.banned", f"{qual}() changes flags"))
@@ -2909,7 +2971,7 @@ def _env_uses(script: _Script) -> list[tuple[str | None, ast.AST, str]]:
             continue
         else:
             out.append((None, node, "bulk"))
-    for call in script.calls:
+    for call in script.calls_named("getenv", "getenvb", "get"):
         qual = script.qual(call.func)
         if qual in ("os.getenv", "os.getenvb", "os.environb.get"):
             first = call.args[0] if call.args else None
