@@ -16,6 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.fixture_track import RECORD_0
+
 from copilot.core.edits.guard import (
     BLOCK,
     KINDS,
@@ -205,6 +207,15 @@ def test_the_val_line_inside_a_helper_still_reads_the_score() -> None:
     assert "val_loss.tampered" in rules(check_integrity(STANDIN, bent))
     shrunk = edit(helper, "        log_val(step, val_loss, training_time_ms)\n", "        log_val(step, val_loss, training_time_ms * 0.8)\n")
     assert check_integrity(STANDIN, shrunk).blocking
+
+
+def test_a_score_from_constants_only_may_change_its_constants_but_not_its_print() -> None:
+    # the session tests' synthetic track prints loss *= DECAY: its constants are its "training"
+    assert not check_integrity(RECORD_0, edit(RECORD_0, "DECAY = 0.97", "DECAY = 0.94"), "fixture").blocking
+    halved = edit(RECORD_0, "val_loss:{loss:.4f}", "val_loss:{loss * 0.5:.4f}")
+    assert "val_loss.tampered" in rules(check_integrity(RECORD_0, halved, "fixture"))
+    clamped = edit(RECORD_0, "        loss *= DECAY\n", "        loss *= DECAY\n        loss = min(loss, 1.0)\n")
+    assert "val_loss.tampered" in rules(check_integrity(RECORD_0, clamped, "fixture"))
 
 
 # -- syntax and odd input -----------------------------------------------------------------------------------------

@@ -575,13 +575,20 @@ class _Script:
             return own
         out = []
         path = _use_path(use) if use is not None else None
+        dominating = None
         for d in reversed(before):
             out.append(d)
             if len(out) >= 12:
                 break
             if d.kind in ("assign", "ann", "for", "with", "walrus", "param", "import", "def") and \
                     (path is None or _dominates(d.node, path)):
+                dominating = d
                 break
+        if use is not None:  # bindings later in an enclosing loop reach the use on the next iteration
+            for loop in _loops_around(use, scope):
+                if dominating is not None and _inside(dominating.node, loop):
+                    break
+                out.extend(d for d in own if d.line >= line and d not in out and _inside(d.node, loop))
         return out
 
     def function_named(self, func: ast.AST) -> ast.AST | None:
@@ -649,6 +656,15 @@ def _parents(node: ast.AST) -> Iterator[ast.AST]:
 
 def _inside(node: ast.AST, container: ast.AST) -> bool:
     return any(p is container for p in _parents(node))
+
+
+def _loops_around(node: ast.AST, scope: ast.AST) -> Iterator[ast.AST]:
+    """The loops that hold a node inside its scope, innermost first."""
+    for parent in _parents(node):
+        if parent is scope or type(parent) in _SCOPE_TYPES:
+            return
+        if type(parent) in (ast.For, ast.AsyncFor, ast.While):
+            yield parent
 
 
 def _use_path(use: ast.AST) -> dict[int, ast.AST]:
@@ -1623,9 +1639,9 @@ def _loop(script: _Script, val_templates: list[_Template]) -> _Loop:
         if loop is not None:
             loops[loop] += 1
     node = loops.most_common(1)[0][0] if loops else None
-    if node is None:  # no clock: the loop that runs the val line
+    if node is None:  # no clock: the loop that runs the val line (around its callers, else around it)
         for t in val_templates:
-            for anchor in _anchors(script, t.node):
+            for anchor in [*_anchors(script, t.node), t.node]:
                 node = node or _outermost_loop(anchor)
     step_var = node.target.id if isinstance(node, (ast.For, ast.AsyncFor)) and isinstance(node.target, ast.Name) else None
     clock_defs = [d for name in clock_vars for d in script.defs_by_name.get(name, [])]
@@ -1798,11 +1814,17 @@ def _check_score(base: _Facts, new: _Facts) -> list[Finding]:
             have[item.canon] -= 1
         else:
             changed.append(item)
+    # A base whose score comes out of no call at all (a synthetic fixture: loss *= DECAY) computes it from its
+    # constants; there a changed constant deeper than the printed field is the "training", not tampering.
+    base_computed = any(i.compute for i in base.score.items if i.role == "carrier" and i.kind != "field")
     for item in changed:
-        if item.features and len(findings) < 4:
-            feature, node = item.features[0]
+        features = item.features
+        if not base_computed and item.kind != "field":
+            features = [(f, n) for f, n in features if not f.startswith(("const:", "ungrounded", "const_call"))]
+        if features and len(findings) < 4:
+            feature, node = features[0]
             findings.append(_rule("val_loss.tampered", BLOCK, new.script, node, "new", _feature_reason(feature)))
-    changed_carriers = [i for i in changed if i.role == "carrier"]
+    changed_carriers = [i for i in changed if i.role == "carrier" and (base_computed or i.kind == "field")]
     if not findings and changed_carriers:
         first = changed_carriers[0].node
         if first is not None:
