@@ -1296,8 +1296,14 @@ def _argument_for(function: ast.AST, call: ast.Call, name: str) -> ast.AST | Non
             return kw.value
     if name in positional:
         index = positional.index(name)
-        if index < len(call.args) and not isinstance(call.args[index], ast.Starred):
-            return call.args[index]
+        for i, arg in enumerate(call.args):
+            if isinstance(arg, ast.Starred):
+                return arg.value  # f(*batch): the parameter is one of its items
+            if i == index:
+                return arg
+    for kw in call.keywords:
+        if kw.arg is None:
+            return kw.value  # f(**options)
     return None
 
 
@@ -1738,7 +1744,7 @@ def _backward_roots(script: _Script, loop: ast.AST) -> list[tuple[ast.AST, ast.A
     roots = []
     for call in script.calls_named("backward"):
         func = call.func
-        if isinstance(func, ast.Attribute) and _inside(call, loop):
+        if isinstance(func, ast.Attribute) and any(_inside(a, loop) for a in [call, *_anchors(script, call)]):
             roots.append((func.value, script.scope_of(call), call.lineno))
     return roots[:20]
 
@@ -1748,7 +1754,7 @@ class _Hit:
     """A keyed occurrence of something a candidate may not add (compared as a multiset with the base)."""
 
     key: str
-    node: ast.AST
+    node: ast.AST | int  # 0 when the hit has no line (an import alias)
     rule: str
     reason: str
     severity: str = BLOCK
@@ -2468,11 +2474,16 @@ def _windows(facts: _Facts) -> list[tuple[ast.AST, set[str]]]:
     return out
 
 
-def _work_markers(script: _Script, stmt: ast.AST) -> set[str]:
+def _work_markers(script: _Script, stmt: ast.AST, depth: int = 0) -> set[str]:
+    """The training work a statement does: backward, optimizer steps, train batches -- also inside the module's
+    own functions it calls (two calls deep)."""
     out = set()
     for n in _walk(stmt, 3000):
         if isinstance(n, ast.Call):
             func = n.func
+            function = script.function_named(func) if depth < 2 else None
+            if function is not None and function is not stmt:
+                out |= _work_markers(script, function, depth + 1)
             name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
             receiver = _root_name(func.value) if isinstance(func, ast.Attribute) else None
             if name in ("next_batch", "send"):
