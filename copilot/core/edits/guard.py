@@ -1494,6 +1494,8 @@ def _provenance(script: _Script, roots: Iterable[tuple[ast.AST, ast.AST, int]], 
                 if _DATA_STRING.search(node.value):
                     found.add(_basename(node.value))
             elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                if node.id in script.aliases or node.id in _BUILTIN_NAMES:
+                    continue  # a module or a builtin carries no data
                 for d in script.reaching(node.id, scope, line, node):
                     if (id(d), ids) in seen:
                         continue
@@ -1521,6 +1523,12 @@ def _provenance(script: _Script, roots: Iterable[tuple[ast.AST, ast.AST, int]], 
                         if ret.value is not None:
                             stack.append((ret.value, function, ret.lineno, (*calls, node)))
     return found
+
+
+_BUILTIN_NAMES = frozenset({"len", "range", "int", "float", "str", "bool", "list", "tuple", "dict", "set", "min",
+                            "max", "sum", "zip", "enumerate", "sorted", "reversed", "print", "isinstance", "next",
+                            "iter", "abs", "round", "any", "all", "map", "filter", "getattr", "hasattr", "self",
+                            "None", "True", "False", "super", "type", "object"})
 
 
 def _data_walk(script: _Script, expr: ast.AST, limit: int = 250) -> Iterator[ast.AST]:
