@@ -286,6 +286,20 @@ def test_timer_gap_flag() -> None:
     assert timer_gap_flag(100.0, 10_000.0, allowance_s=30.0) is not None  # a micro-sized allowance
 
 
+def test_a_check_leaves_the_garbage_collector_as_it_was() -> None:
+    import gc
+
+    assert gc.isenabled()
+    check_integrity(STANDIN, STANDIN + "\n# a candidate\n")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        check_integrity(STANDIN, "def broken(:\n")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_the_module_imports_nothing_heavy() -> None:
     code = ("import sys; import copilot.core.edits.guard; "
             "heavy = [m for m in ('torch', 'numpy', 'textual', 'git', 'openai') if m in sys.modules]; print(heavy)")

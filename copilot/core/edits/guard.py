@@ -27,6 +27,7 @@ checking many candidates against one record parses the record once.
 from __future__ import annotations
 
 import ast
+import gc
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -1733,7 +1734,7 @@ def _memo(fn: Any) -> Any:
     return wrapper
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=8)
 def _facts(text: str) -> _Facts:
     script = _Script(text)
     templates = script.templates
@@ -3142,6 +3143,16 @@ def check_integrity(base_text: str, new_text: str, track_name: str = "nanogpt") 
 
     `track_name` is accepted for the callers; the checks derive everything from the two scripts (a track whose
     script has no CUDA synchronize, like micro, simply has none to lose)."""
+    collecting = gc.isenabled()
+    gc.disable()  # a check allocates ~100k short-lived nodes; a collection meanwhile would walk every cached tree
+    try:
+        return _check(base_text, new_text)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _check(base_text: str, new_text: str) -> GuardReport:
     report = GuardReport()
     new = _facts(new_text)
     report.findings.extend(_block_findings(base_text, new_text))
