@@ -110,11 +110,12 @@ def new_run_id() -> str:
 
 
 class RunHandle(ABC):
-    """A started run. Runners (local, ssh) implement is_alive, exit_code and kill."""
+    """A started run. Runners (local, ssh, slurm) implement is_alive, exit_code and kill."""
 
     run_id: str
     run_dir: Path
     started_at: float  # unix seconds, taken by the runner just before the process started
+    queue_time_s: float | None = None  # seconds a scheduler kept the run queued before it started (SLURM)
 
     @abstractmethod
     def is_alive(self) -> bool: ...
@@ -127,6 +128,15 @@ class RunHandle(ABC):
     @abstractmethod
     def kill(self, grace_s: float = 5.0) -> None:
         """Stop the run and everything it started: SIGTERM, then SIGKILL after grace_s. Blocks until dead."""
+
+    def is_pending(self) -> bool:
+        """Queued by a scheduler and not started yet: no run time passes, so no hang or run timeout counts."""
+        return False
+
+    def scheduler_outcome(self) -> tuple[Outcome, str] | None:
+        """How a scheduler ended the run when it, not the command, decided (time limit, cancel, preemption,
+        node failure), with a line that says why; None for runners without a scheduler."""
+        return None
 
     def cancel(self, grace_s: float = 5.0) -> None:
         """Stop the run on the user's request; watchers see the marker and report CANCELLED."""

@@ -134,12 +134,17 @@ async def watch_run(
                 last_output = time.monotonic()
             alive = handle.is_alive()
             saw_alive = saw_alive or alive
+            pending = alive and handle.is_pending()
+            if pending:
+                last_output = time.monotonic()  # a queued run is not silent: the hang timer starts with the run
             if parser.nan_seen:
                 killed_for = Outcome.DIVERGED
             elif is_cancelled(handle.run_dir):
                 cancelled = True
             elif not alive:
                 break
+            elif pending:
+                pass
             elif spec.timeout_s is not None and time.time() - handle.started_at > spec.timeout_s:
                 killed_for = Outcome.TIMED_OUT
             elif spec.hang_timeout_s is not None and time.monotonic() - last_output > spec.hang_timeout_s:
@@ -159,14 +164,18 @@ async def watch_run(
         ended = time.time() if saw_alive else _mtime(handle.run_dir / OUTPUT_LOG) or time.time()
     wall_time_s = max(0.0, ended - handle.started_at)
     exit_code = handle.exit_code()
+    cancelled = cancelled or is_cancelled(handle.run_dir)
+    verdict = handle.scheduler_outcome() if killed_for is None and not cancelled else None
     outcome = classify(
         exit_code=exit_code,
         reached_target=reached_target(parser.points, spec.target_val_loss),
         nan_seen=parser.nan_seen,
-        cancelled=cancelled or is_cancelled(handle.run_dir),
-        killed_for=killed_for,
+        cancelled=cancelled,
+        killed_for=killed_for or (verdict[0] if verdict else None),
     )
     result = summarize(handle.run_id, parser, spec.target_val_loss, outcome, exit_code, wall_time_s)
+    if verdict is not None:
+        result.error_tail.append(verdict[1])
     if save_result:
         write_result(handle.run_dir, result)
     return result
