@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -46,11 +47,13 @@ def runner(cluster: SlurmCluster) -> SlurmRunner:
 
 
 def shell_spec(tmp_path: Path, script: str, *, env: dict[str, str] | None = None, target: float = 3.0,
-               timeout_s: float | None = 120.0, hang_timeout_s: float | None = 60.0) -> RunSpec:
+               timeout_s: float | None = 120.0, hang_timeout_s: float | None = 60.0,
+               command: list[str] | None = None) -> RunSpec:
     run_id = new_run_id()
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
-    return RunSpec(run_id=run_id, command=["/bin/sh", "-c", script], cwd=work, run_dir=tmp_path / "runs" / run_id,
+    return RunSpec(run_id=run_id, command=command or ["/bin/sh", "-c", script], cwd=work,
+                   run_dir=tmp_path / "runs" / run_id,
                    env=dict(PATH_ENV if env is None else env), target_val_loss=target, timeout_s=timeout_s,
                    hang_timeout_s=hang_timeout_s)
 
@@ -123,6 +126,8 @@ def test_no_sbatch_is_one_clear_line(tmp_path: Path) -> None:
     with pytest.raises(RunError, match=r"^SLURM is not installed here \(no sbatch on PATH\)") as info:
         runner.start(shell_spec(tmp_path, "true"))
     assert "\n" not in str(info.value)
+    with pytest.raises(RunError, match=r"'torchrun' is not a path and the run's environment has no PATH"):
+        runner.start(shell_spec(tmp_path, "", env={}, command=["torchrun", "train_gpt.py"]))
 
 
 # -- against the real cluster -----------------------------------------------------------------------------
@@ -177,11 +182,13 @@ async def test_micro_run_through_sbatch(cluster: SlurmCluster, tmp_path: Path, m
 async def test_failing_job_is_crashed_with_its_exit_code(runner: SlurmRunner, tmp_path: Path) -> None:
     spec = shell_spec(tmp_path, "echo 'step:0/10 val_loss:4.0000 train_time:0ms step_avg:0.00ms'; "
                                 "echo 'RuntimeError: boom' >&2; exit 3")
+    # a run folder with a space and sbatch's %j pattern in its path: the log must still land there
+    spec = RunSpec(**{**spec.__dict__, "run_dir": tmp_path / "odd %j dir" / spec.run_id})
     handle = runner.start(spec)
     result = await watch_run(handle, spec, **FAST)
     assert result.outcome is Outcome.CRASHED and result.exit_code == 3
     assert "RuntimeError: boom" in result.error_tail  # stderr goes to the same output.log
-    assert result.final_val_loss == 4.0
+    assert result.final_val_loss == 4.0 and (tmp_path / "odd %j dir" / spec.run_id / OUTPUT_LOG).exists()
 
 
 async def test_cancel_scancels_the_job(runner: SlurmRunner, cluster: SlurmCluster, tmp_path: Path) -> None:
@@ -311,8 +318,9 @@ async def test_job_sees_exactly_its_environment(cluster: SlurmCluster, tmp_path:
     tricky = "it's a \"test\" with $HOME and `backticks`\nand a second line"
     tool_env = {**cluster.env, "LEAK_ME": "from-the-submitting-shell"}
     runner = SlurmRunner(cluster.url(), tool_env=tool_env, state_poll_s=0.2)
-    spec = shell_spec(tmp_path, "", env={**PATH_ENV, "KEEP_ME": tricky})
-    spec = RunSpec(**{**spec.__dict__, "command": ["/usr/bin/env", "-0"]})  # no shell in between
+    # SLURM_JOB_ID as if speedcopilot ran inside an outer allocation: the job's own id must win
+    spec = shell_spec(tmp_path, "", env={**PATH_ENV, "KEEP_ME": tricky, "SLURM_JOB_ID": "999999"},
+                      command=["/usr/bin/env", "-0"])  # no shell in between
     handle = runner.start(spec)
     result = await watch_run(handle, spec, **FAST)
     assert result.exit_code == 0, result
@@ -324,6 +332,7 @@ async def test_job_sees_exactly_its_environment(cluster: SlurmCluster, tmp_path:
     assert "LEAK_ME" not in env  # sbatch's own environment does not reach the job
     # nor does the login environment SLURM loads for --export=NONE (HOME, SHELL, USER, MAIL, ...)
     allowed = set(spec.env) | {"SPEEDCOPILOT_RUN_ID", "SPEEDCOPILOT_RUN_DIR", "PYTHONUNBUFFERED"}
+    assert pairs.count(["SLURM_JOB_ID", handle.job_id]) == 1
     extra = {k for k in env if k not in allowed and not k.startswith(("SLURM_", "SLURMD_"))}
     assert extra == set(), extra
     assert "SLURM_EXPORT_ENV" not in env and "SLURM_GET_USER_ENV" not in env  # an srun inside passes env on
@@ -337,6 +346,15 @@ def test_submission_refused_is_sbatch_s_own_line(cluster: SlurmCluster, tmp_path
     bad_time = SlurmRunner(cluster.url(time="soon"), tool_env=cluster.env)
     with pytest.raises(RunError, match=r"Invalid --time specification"):
         bad_time.start(shell_spec(tmp_path, "true"))
+
+
+def test_no_slurm_configuration_is_one_clear_line(tmp_path: Path) -> None:
+    if Path("/etc/slurm/slurm.conf").exists() or shutil.which("sbatch") is None:
+        pytest.skip("needs the SLURM client tools and no system-wide slurm.conf")
+    runner = SlurmRunner("slurm://", tool_env={k: v for k, v in os.environ.items() if k != "SLURM_CONF"})
+    with pytest.raises(RunError, match=r"^SLURM refused the job for run r-\S+: SLURM has no configuration here "
+                                       r"\(no slurm.conf, SLURM_CONF unset.*set SLURM_CONF$"):
+        runner.start(shell_spec(tmp_path, "true"))
 
 
 def test_attach_refuses_another_runner_s_run(runner: SlurmRunner, tmp_path: Path) -> None:

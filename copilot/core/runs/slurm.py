@@ -60,8 +60,8 @@ RUNNER_NAME = "slurm"
 JOB_SCRIPT = "job.sh"
 STARTED = "started"
 URL_OPTIONS = ("gpus", "time", "account", "cpus", "mem", "qos")
-# Variables SLURM sets for the allocation itself; the job keeps them (and SLURM's own GPU assignment wins
-# over a value in spec.env, which comes from the submitting machine).
+# Variables SLURM sets for the allocation itself (besides SLURM_* and SLURMD_*): the job keeps them, and
+# SLURM's values win over spec.env's, which come from the submitting machine (or from an outer allocation).
 DEVICE_VARIABLES = ("CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "ROCR_VISIBLE_DEVICES", "ZE_AFFINITY_MASK")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PARTITION = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -239,11 +239,18 @@ class SlurmTools:
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
+NO_CONFIG = ("SLURM has no configuration here (no slurm.conf, SLURM_CONF unset, no DNS SRV record for a "
+             "configless cluster); run on a login node of the cluster, or set SLURM_CONF")
+
+
 def error_text(out: subprocess.CompletedProcess[str]) -> str:
     """The tools' own error lines, joined into one (without the `sbatch: error:` prefixes)."""
-    lines = [ln.strip() for ln in (out.stderr or "").splitlines() if ln.strip()]
-    errors = [re.sub(r"^\w+: error:\s*", "", ln) for ln in lines if ": error:" in ln] or lines
-    return "; ".join(errors) or f"exit status {out.returncode}"
+    text = out.stderr or ""
+    if "Could not establish a configuration source" in text:
+        return NO_CONFIG
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    errors = [re.sub(r"^\w+: (error|fatal):\s*", "", ln) for ln in lines if re.search(r": (error|fatal):", ln)]
+    return "; ".join(errors or lines) or f"exit status {out.returncode}"
 
 
 # -- job state --------------------------------------------------------------------------------------------
@@ -549,7 +556,7 @@ def _job_script(spec: RunSpec, run_dir: Path, cwd: Path) -> str:
     lines = []
     for name, value in sorted(env.items()):
         export = f"export {name}={shlex.quote(value)}"
-        if name in DEVICE_VARIABLES:  # SLURM's own GPU assignment wins
+        if name in DEVICE_VARIABLES or name.startswith(("SLURM_", "SLURMD_")):  # the allocation's own wins
             export = f'[ -n "${{{name}+x}}" ] || {export}'
         lines.append(export)
     return _JOB_SCRIPT.format(
@@ -594,6 +601,9 @@ class SlurmRunner:
         run_dir = Path(spec.run_dir).resolve()
         if (run_dir / RUN_JSON).exists():
             raise RunError(f"run folder {run_dir} already holds a run; use a new run id")
+        if os.sep not in spec.command[0] and "PATH" not in spec.env:
+            raise RunError(f"cannot start run: {spec.command[0]!r} is not a path and the run's environment has "
+                           "no PATH; a SLURM job gets only the run's environment")
         if self.tools.which("sbatch") is None:
             raise RunError("SLURM is not installed here (no sbatch on PATH); run speedcopilot on a login node "
                            "of the cluster, or install the SLURM client tools")
@@ -601,9 +611,10 @@ class SlurmRunner:
         script = run_dir / JOB_SCRIPT
         script.write_text(_job_script(spec, run_dir, cwd))
         script.chmod(0o755)
-        argv = ["sbatch", "--parsable", f"--job-name={spec.run_id}", f"--output={str(run_dir / OUTPUT_LOG).replace('%', '%%')}",
-                "--open-mode=append", f"--chdir={cwd}", "--export=NONE", "--no-requeue",
-                *self.target.sbatch_options(spec.timeout_s), str(script)]
+        log = str(run_dir / OUTPUT_LOG).replace("%", "%%")  # sbatch expands %j etc. in --output
+        argv = ["sbatch", "--parsable", f"--job-name={spec.run_id}", f"--output={log}", "--open-mode=append",
+                f"--chdir={cwd}", "--export=NONE", "--no-requeue", *self.target.sbatch_options(spec.timeout_s),
+                str(script)]
         queued_at = time.time()
         out = self.tools.run(*argv)
         if out.returncode != 0:
