@@ -1,6 +1,7 @@
 """What SLURM adds before a run's first output line: submit -> first line, through SlurmRunner + watch_run.
 
-Usage: python bench/slurm_overhead.py [--runs 10] [--steps 4] [--data DIR] [--use-env]
+Usage: python bench/slurm_overhead.py [--runs 10] [--steps 4] [--train-pairs 3] [--train-steps 30] [--data DIR]
+                                      [--use-env] [--json FILE]
 
 By default a throw-away cluster is started on this machine (the tests' fixture: munged, slurmctld, slurmd;
 needs root and slurm-wlm + munge); --use-env submits to whatever cluster SLURM_CONF / slurm.conf names.
@@ -12,6 +13,8 @@ Reported per kind: median and range of submit -> first line (what watch_run's on
 every 0.05 s), of queue time (submit -> the job script's `started` file) and of start -> first line.
 Then raw sbatch without the runner: submit -> a one-line job's first command, with --export=NONE (what the
 runner uses; SLURM then loads the user's login environment on the node) and with --export=ALL.
+Last, --train-pairs pairs of longer micro runs (--train-steps), through SLURM and locally in alternating
+order: the script's own train_time, to see whether training itself runs slower inside a job.
 """
 
 from __future__ import annotations
@@ -117,7 +120,8 @@ def raw_sbatch_start(tool_env: dict[str, str] | None, base: Path, export: str) -
     return marker.stat().st_mtime - submitted
 
 
-async def bench(runs: int, steps: int, data: Path | None, tool_env: dict[str, str] | None, base: Path) -> dict:
+async def bench(runs: int, steps: int, data: Path | None, tool_env: dict[str, str] | None, base: Path,
+                train_pairs: int, train_steps: int) -> dict:
     before = machine(tool_env)
     if data is None:
         prepare_micro_data(base / "microdata", size="small")
@@ -140,7 +144,16 @@ async def bench(runs: int, steps: int, data: Path | None, tool_env: dict[str, st
     for i in range(runs):
         for export in ("NONE", "ALL") if i % 2 == 0 else ("ALL", "NONE"):
             raw[export].append(raw_sbatch_start(tool_env, base, export))
+    train: dict[str, list[float]] = {"slurm": [], "local": []}
+    for i in range(train_pairs):
+        pair = [("slurm", slurm), ("local", local)]
+        for name, runner in pair if i % 2 == 0 else reversed(pair):
+            spec = micro_spec(base, data, train_steps)
+            result = await watch_run(runner.start(spec), spec, **POLL)
+            if result.train_time_ms is not None:
+                train[name].append(result.train_time_ms / 1000.0)
     return {"machine": before, "rows": rows, "added_by_slurm_micro": added, "raw_sbatch_start": raw,
+            "train_time_s": train,
             "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
 
 
@@ -148,6 +161,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--train-pairs", type=int, default=3)
+    ap.add_argument("--train-steps", type=int, default=30)
     ap.add_argument("--data", type=Path, default=None, help="prepared micro data (default: a small set in a temp dir)")
     ap.add_argument("--use-env", action="store_true", help="use the cluster SLURM_CONF names; start none")
     ap.add_argument("--json", type=Path, default=None, help="also write all measurements here")
@@ -163,7 +178,8 @@ def main() -> None:
             except BaseException as exc:  # pytest.skip outside pytest
                 raise SystemExit(f"cannot start a local SLURM cluster: {exc}") from None
         try:
-            out = asyncio.run(bench(args.runs, args.steps, args.data, cluster.env if cluster else None, base))
+            out = asyncio.run(bench(args.runs, args.steps, args.data, cluster.env if cluster else None, base,
+                                    args.train_pairs, args.train_steps))
         finally:
             if cluster is not None:
                 cluster.stop()
@@ -177,6 +193,8 @@ def main() -> None:
     print(f"SLURM adds to a micro run's first line: {summary(out['added_by_slurm_micro'])}")
     for export, values in out["raw_sbatch_start"].items():
         print(f"raw sbatch --export={export:4s} submit->job's first command {summary(values)}")
+    for name, values in out["train_time_s"].items():
+        print(f"micro train_time through {name:5s} {summary(values)}")
     print(f"load average after: {out['loadavg_after']}")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
