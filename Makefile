@@ -8,6 +8,9 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 RECORD ?= 0
 ARGS ?=
+# setuptools announces every editable install of a package-dir layout (records/ -> copilot.records) with a
+# multi-line "Editable installation." notice; it is information only, so keep `make start` quiet.
+QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
 
 .PHONY: start test install install-test clean-venv
 
@@ -17,11 +20,11 @@ $(PY):
 
 $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e .
+	$(QUIET_EDITABLE) $(PY) -m pip install -q -e .
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(PY) -m pip install -q -e ".[test,plot]"
+	$(QUIET_EDITABLE) $(PY) -m pip install -q -e ".[test,plot]"
 	touch $@
 
 install: $(VENV)/.installed

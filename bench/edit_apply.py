@@ -1,15 +1,18 @@
-"""Benchmark: do realistic, drifted SEARCH/REPLACE suggestions apply correctly, and never wrongly?
+"""Benchmark: do realistic, drifted model edits apply byte-exactly, and never wrongly?
 
-For each transition old → new (the micro ladder's records/micro/record_{i}/train_gpt.py → record_{i+1}, pairs from
---pairs DIR, and --synthetic chains of realistic edits to a ~290-line training script), the true change is turned
-into SEARCH/REPLACE blocks with `blocks_from_texts`, perturbed the way models drift, parsed and applied. Each case
-ends one of three ways: applied correctly (result identical to `new`), refused (EditParseError/EditApplyError), or
-wrongly applied (a different result and no error — must stay 0).
+For each transition old → new (the micro ladder's records/micro/record_{i}/train_gpt.py → record_{i+1}; consecutive
+records of a synced modded-nanogpt clone with --nanogpt; pairs from --pairs DIR; --synthetic chains of realistic
+edits to a ~290-line training script), the true change is written in an edit format (SEARCH/REPLACE blocks from
+`blocks_from_texts`, a unified diff, a *** Begin Patch envelope, the whole file, edit_file tool calls), perturbed
+the way models drift, and sent through the one entry point the app uses, `edits.evaluate_answer`. Each case ends
+one of three ways: applied correctly (result identical to `new`, byte for byte), refused (the verdict says why;
+the model would be asked again), or wrongly applied (a different result and no refusal — must stay 0).
 
-    python bench/edit_apply.py                     # ladder (if ≥ 2 records) + 12 synthetic transitions, 5 seeds
-    python bench/edit_apply.py --pairs DIR         # DIR/<name>/old.py + new.py pairs (or <name>.old.py/.new.py)
-    python bench/edit_apply.py --make-pairs DIR    # write the synthetic pairs there (for --pairs)
-    python bench/edit_apply.py --no-write          # print only; default also writes docs/edit-apply.md
+    python bench/edit_apply.py                        # micro ladder + 12 synthetic transitions, 5 seeds
+    python bench/edit_apply.py --nanogpt CLONE        # + consecutive records of a modded-nanogpt clone (3 seeds)
+    python bench/edit_apply.py --pairs DIR            # DIR/<name>/old.py + new.py pairs (or <name>.old.py/.new.py)
+    python bench/edit_apply.py --make-pairs DIR       # write the synthetic pairs there (for --pairs)
+    python bench/edit_apply.py --no-write             # print only; default also writes docs/edit-apply.md
 """
 
 from __future__ import annotations
@@ -28,8 +31,13 @@ from typing import Callable
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from copilot.core.edits import apply_to_files, blocks_from_texts, parse_edits  # noqa: E402
-from copilot.core.errors import EditApplyError, EditParseError  # noqa: E402
+from copilot.core.edits import (  # noqa: E402
+    ModelAnswer,
+    ToolCall,
+    blocks_from_texts,
+    evaluate_answer,
+    parse_edits,
+)
 
 PATH = "train_gpt.py"
 
@@ -345,6 +353,26 @@ def ladder_pairs(records: Path) -> list[Pair]:
     return [Pair(f"record_{n}→{n + 1}", scripts[n], scripts[n + 1]) for n in range(len(scripts) - 1)]
 
 
+def nanogpt_pairs(clone: Path) -> list[Pair]:
+    """Consecutive records with code of a modded-nanogpt clone (read at run time, never shipped): the main
+    script of each, extracted by the same sync the product uses, into a temporary cache."""
+    import tempfile
+
+    from copilot.core.tracks.nanogpt_sync import nanogpt_cache_dir, sync_records
+
+    with tempfile.TemporaryDirectory(prefix="edit-bench-") as tmp:
+        index = sync_records(path=clone, cache_dir=Path(tmp))
+        root = nanogpt_cache_dir(Path(tmp))
+        scripts: list[tuple[int, str]] = []
+        seen: set[int] = set()
+        for rec in sorted(index.records, key=lambda r: (r.number, r.retiming)):
+            if rec.number in seen or not rec.has_code or not rec.code_paths:
+                continue
+            seen.add(rec.number)
+            scripts.append((rec.number, (root / rec.code_paths[0]).read_text(encoding="utf-8")))
+    return [Pair(f"#{a}→#{b}", old, new) for (a, old), (b, new) in zip(scripts, scripts[1:]) if old != new]
+
+
 def dir_pairs(folder: Path) -> list[Pair]:
     pairs = []
     for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
@@ -462,7 +490,16 @@ def edit_rename(lines: list[str], rng: random.Random) -> bool:
     return True
 
 
-EDITS = [edit_tweak_number, edit_insert, edit_delete, edit_modify_call, edit_add_function, edit_rename]
+def edit_trailing_ws(lines: list[str], rng: random.Random) -> bool:
+    """A change that only adds (or removes) trailing whitespace on one line: it must land as written."""
+    cands = [n for n, l in enumerate(lines) if l.strip()]
+    n = rng.choice(cands)
+    lines[n] = lines[n].rstrip() if lines[n] != lines[n].rstrip() else lines[n] + " " * rng.randint(1, 3)
+    return True
+
+
+EDITS = [edit_tweak_number, edit_insert, edit_delete, edit_modify_call, edit_add_function, edit_rename,
+         edit_trailing_ws]
 
 
 def synthetic_pairs(count: int, seed: int = 1234) -> list[Pair]:
@@ -500,6 +537,15 @@ class Style:
     chatter: bool = False
     crlf: bool = False
     marks: int = 7
+
+
+@dataclass(frozen=True)
+class Case:
+    """One answer to evaluate: its text, tool calls, and the format the model was asked for."""
+
+    text: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    preferred: str = "auto"
 
 
 def true_blocks(pair: Pair, context_lines: int = 1) -> list[Block]:
@@ -561,36 +607,93 @@ def _mutate(line: str, rng: random.Random) -> str:
     return line + "  # old"
 
 
-Perturb = Callable[[Pair, random.Random], "str | None"]
+Perturb = Callable[[Pair, random.Random], "Case | str | None"]
 
 
 def p_none(pair: Pair, rng: random.Random) -> str:
     return render(true_blocks(pair), Style())
 
 
-def p_indent_drift(pair: Pair, rng: random.Random) -> str:
+def _shifted(blocks: list[Block], shift: Callable[[str], str]) -> list[Block]:
+    return [Block([shift(l) for l in b.search], [shift(l) for l in b.replace]) for b in blocks]
+
+
+def p_indent_minus4(pair: Pair, rng: random.Random) -> str | None:
+    """Every block dedented by 4 spaces (blocks that cannot be are left as they are)."""
+    out, done = [], False
+    for b in true_blocks(pair):
+        nonblank = [l for l in b.search + b.replace if l.strip()]
+        if nonblank and all(l.startswith("    ") for l in nonblank):
+            out += _shifted([b], lambda l: l[4:] if l.strip() else l)
+            done = True
+        else:
+            out.append(b)
+    return render(out, Style()) if done else None
+
+
+def p_indent_plus4(pair: Pair, rng: random.Random) -> str:
+    return render(_shifted(true_blocks(pair), lambda l: "    " + l if l.strip() else l), Style())
+
+
+def p_indent_to_column_0(pair: Pair, rng: random.Random) -> str:
     blocks = []
     for b in true_blocks(pair):
         nonblank = [l for l in b.search + b.replace if l.strip()]
         low = min((_indent(l) for l in b.search if l.strip()), default=0)
         if low >= 4 and all(_indent(l) >= low for l in nonblank):
-            shift = lambda l, low=low: l[low:] if l.strip() else l  # model dedents the block to column 0
+            blocks += _shifted([b], lambda l, low=low: l[low:] if l.strip() else l)
         else:
-            shift = lambda l: "    " + l if l.strip() else l  # model indents it one level too deep
-        blocks.append(Block([shift(l) for l in b.search], [shift(l) for l in b.replace]))
+            blocks += _shifted([b], lambda l: "    " + l if l.strip() else l)
     return render(blocks, Style())
+
+
+def _spaces(rng: random.Random) -> str:
+    return " " * rng.randint(1, 3)
 
 
 def p_trailing_spaces(pair: Pair, rng: random.Random) -> str:
+    """The model copies lines with stray trailing spaces: on SEARCH lines, and identically on the REPLACE copies
+    of the lines it keeps. The lines it changes are the truth."""
     blocks = []
     for b in true_blocks(pair):
-        s = [l + " " * rng.randint(1, 3) if l.strip() and rng.random() < 0.4 else l for l in b.search]
+        s, r = list(b.search), list(b.replace)
+        kept = dict(_unchanged_rows(b))
+        for i, line in enumerate(s):
+            if line.strip() and rng.random() < 0.4:
+                pad = _spaces(rng)
+                if i not in kept and line + pad in b.replace:
+                    continue  # would turn a real trailing-whitespace change into "unchanged"
+                s[i] = line + pad
+                if i in kept:
+                    r[kept[i]] = r[kept[i]] + pad
         if s == b.search:
-            k = next(i for i, l in enumerate(b.search) if l.strip())
+            k = next(i for i, l in enumerate(s) if l.strip())
             s[k] += " "
-        r = [l + " " * rng.randint(1, 3) if l.strip() and rng.random() < 0.4 else l for l in b.replace]
+            if k in kept:
+                r[kept[k]] += " "
         blocks.append(Block(s, r))
     return render(blocks, Style())
+
+
+def _pad_search(b: Block, rng: random.Random, share: float) -> list[str]:
+    """SEARCH lines with stray trailing spaces, never making a line equal to a REPLACE line it differs from
+    (that would turn a real trailing-whitespace change into "unchanged": no engine could tell)."""
+    replace = set(b.replace)
+    out = []
+    for line in b.search:
+        padded = line + _spaces(rng)
+        out.append(padded if line.strip() and rng.random() < share and padded not in replace else line)
+    if out == b.search:
+        for k, line in enumerate(out):
+            if line.strip() and line + " " not in replace:
+                out[k] = line + " "
+                break
+    return out
+
+
+def p_trailing_spaces_search(pair: Pair, rng: random.Random) -> str:
+    """Stray trailing spaces on SEARCH lines only; REPLACE is the truth."""
+    return render([Block(_pad_search(b, rng, 0.4), b.replace) for b in true_blocks(pair)], Style())
 
 
 ELISION = "# ... existing code ..."
@@ -688,20 +791,68 @@ def p_unified_diff(pair: Pair, rng: random.Random) -> str:
     return "I changed the script as follows.\n\n```diff\n" + "\n".join(diff) + "\n```\n"
 
 
+def p_codex_patch(pair: Pair, rng: random.Random) -> Case:
+    """The true blocks as a *** Begin Patch envelope, each chunk with the nearest def/class line above it as its
+    '@@' anchor (sometimes none)."""
+    old = pair.old.splitlines()
+    out = ["I will patch the script.", "", "*** Begin Patch", f"*** Update File: {PATH}"]
+    for b in true_blocks(pair, context_lines=rng.choice([1, 2, 3])):
+        start = next((i for i in range(len(old)) if old[i : i + len(b.search)] == b.search), 0)
+        anchor = next((old[k].strip() for k in range(start - 1, -1, -1)
+                       if old[k].lstrip().startswith(("def ", "class "))), "")
+        out.append(f"@@ {anchor}" if anchor and rng.random() < 0.7 else "@@")
+        for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, b.search, b.replace, autojunk=False).get_opcodes():
+            if tag == "equal":
+                out += [" " + l for l in b.search[i1:i2]]
+            else:
+                out += ["-" + l for l in b.search[i1:i2]] + ["+" + l for l in b.replace[j1:j2]]
+    out += ["*** End Patch", ""]
+    return Case("\n".join(out), preferred="patch")
+
+
+def p_whole_file(pair: Pair, rng: random.Random) -> Case:
+    fence = "````" if "```" in pair.new else "```"
+    body = pair.new if pair.new.endswith("\n") else pair.new + "\n"
+    return Case(f"Here is the whole updated script.\n\n{PATH}\n{fence}python\n{body}{fence}\n", preferred="whole")
+
+
+def p_tool_calls(pair: Pair, rng: random.Random) -> Case:
+    """edit_file calls: old/new strings from the true blocks, sometimes trimmed to the changed substring."""
+    import json
+
+    calls = []
+    for b in true_blocks(pair):
+        old, new = "\n".join(b.search), "\n".join(b.replace)
+        if rng.random() < 0.5:
+            k = 0
+            while k < min(len(old), len(new)) and old[k] == new[k]:
+                k += 1
+            cut = old.rfind("\n", 0, k) + 1
+            if old[cut:].strip() and pair.old.count(old[cut:]) == 1:  # a model sends a unique old_string
+                old, new = old[cut:], new[cut:]
+        calls.append(ToolCall("edit_file", json.dumps({"path": PATH, "old_string": old, "new_string": new})))
+    return Case("Two small edits.", tuple(calls), preferred="tools")
+
+
 def p_all_at_once(pair: Pair, rng: random.Random) -> str:
-    text = p_indent_drift(pair, rng)
+    text = p_indent_to_column_0(pair, rng)
     parsed = parse_edits(text, PATH)
     blocks = [Block(_lines(h.search), _lines(h.replace)) for h in parsed.hunks]
     for b in blocks:
-        b.search = [l + " " if l.strip() and rng.random() < 0.3 else l for l in b.search]
+        b.search = _pad_search(b, rng, 0.3)
     fences = [(rng.choice(["```", "```py"]), rng.choice([None, "```"])) for _ in blocks]
     return render(blocks, Style(path_line=None, chatter=True, crlf=True), fences)
 
 
 PERTURBATIONS: dict[str, tuple[Perturb, str]] = {
-    "none": (p_none, "the true blocks, well formed"),
-    "indent_drift": (p_indent_drift, "every block dedented to column 0 (or indented one level when at column 0)"),
-    "trailing_spaces": (p_trailing_spaces, "random trailing spaces on SEARCH and REPLACE lines"),
+    "none": (p_none, "the true SEARCH/REPLACE blocks, well formed"),
+    "indent_minus4": (p_indent_minus4, "every block dedented by 4 spaces"),
+    "indent_plus4": (p_indent_plus4, "every block indented by 4 more spaces"),
+    "indent_to_column_0": (p_indent_to_column_0, "every block dedented to column 0 (or +4 when at column 0)"),
+    "trailing_spaces": (
+        p_trailing_spaces, "stray trailing spaces on SEARCH lines and on REPLACE's copies of the lines it keeps"
+    ),
+    "trailing_spaces_search": (p_trailing_spaces_search, "stray trailing spaces on SEARCH lines only"),
     "elided_context": (
         p_elided_context, "4 lines of context, an inner unchanged run replaced by '# ... existing code ...'"
     ),
@@ -713,8 +864,12 @@ PERTURBATIONS: dict[str, tuple[Perturb, str]] = {
     "path_inside_fence": (p_path_inside_fence, "path inside the fence, sometimes all blocks in one fence"),
     "chatter": (p_chatter, "rationale before/between/after, decorated path lines, 5/7/9 marker characters"),
     "unified_diff": (p_unified_diff, "a unified diff (1–3 context lines) instead of blocks"),
+    "codex_patch": (p_codex_patch, "a *** Begin Patch envelope with '@@ def …' anchors"),
+    "whole_file": (p_whole_file, "the whole new file in one fenced block"),
+    "tool_calls": (p_tool_calls, "edit_file tool calls, half of them with substring old/new strings"),
     "all_at_once": (p_all_at_once, "indent drift + trailing spaces + CRLF + odd fences + no path + chatter"),
 }
+MUST_REFUSE = {"stale_changed_line"}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -732,15 +887,14 @@ class Tally:
     wrong_examples: list[str] = field(default_factory=list)
 
 
-def run_case(pair: Pair, text: str) -> tuple[str, float]:
+def run_case(pair: Pair, case: Case) -> tuple[str, float, str]:
     start = time.perf_counter()
-    try:
-        hunks = parse_edits(text, PATH).hunks
-        result = apply_to_files({PATH: pair.old}, hunks)
-    except (EditParseError, EditApplyError):
-        return "refused", time.perf_counter() - start
+    verdict = evaluate_answer(ModelAnswer(case.text, case.tool_calls), {PATH: pair.old}, default_path=PATH,
+                              preferred=case.preferred)
     elapsed = time.perf_counter() - start
-    return ("correct" if result == {PATH: pair.new} else "wrong"), elapsed
+    if not verdict.ok:
+        return "refused", elapsed, verdict.error or ""
+    return ("correct" if verdict.files == {PATH: pair.new} else "wrong"), elapsed, ""
 
 
 def run(pairs: list[Pair], seeds: int, verbose: bool) -> dict[str, Tally]:
@@ -750,23 +904,21 @@ def run(pairs: list[Pair], seeds: int, verbose: bool) -> dict[str, Tally]:
         for pair in pairs:
             for seed in range(seeds):
                 rng = random.Random(f"{name}/{pair.name}/{seed}")
-                text = perturb(pair, rng)
-                if text is None:
+                made = perturb(pair, rng)
+                if made is None:
                     tally.not_applicable += 1
                     continue
-                outcome, seconds = run_case(pair, text)
+                case = made if isinstance(made, Case) else Case(made)
+                outcome, seconds, why = run_case(pair, case)
                 tally.cases += 1
                 tally.seconds += seconds
                 setattr(tally, outcome, getattr(tally, outcome) + 1)
                 if outcome == "wrong":
                     tally.wrong_examples.append(f"{pair.name} seed {seed}")
                     if verbose:
-                        print(f"--- WRONG: {name} {pair.name} seed {seed}\n{text}", file=sys.stderr)
-                elif outcome == "refused" and verbose and name not in ("stale_changed_line",):
-                    try:
-                        apply_to_files({PATH: pair.old}, parse_edits(text, PATH).hunks)
-                    except (EditParseError, EditApplyError) as err:
-                        print(f"--- refused: {name} {pair.name} seed {seed}: {err}", file=sys.stderr)
+                        print(f"--- WRONG: {name} {pair.name} seed {seed}\n{case.text}", file=sys.stderr)
+                elif outcome == "refused" and verbose and name not in MUST_REFUSE:
+                    print(f"--- refused: {name} {pair.name} seed {seed}: {why}", file=sys.stderr)
     return tallies
 
 
@@ -799,17 +951,22 @@ NOTES = """## Why cases are refused
 - `stale_changed_line` is refused by design: the file differs from SEARCH on a line that REPLACE changes, so
   the model's edit was made against a text that is not there (three-way merge conflict).
 - `stale_context_line`: a SEARCH with only one non-blank line is never matched fuzzily (too easy to put in the
-  wrong place); blocks of 2+ lines are merged three-way and keep the file's version of the stale line.
+  wrong place); blocks of 2+ lines are merged three-way and keep the file's version of the stale line. A stale
+  line the model also changed, or a block whose other lines are too generic to place, is refused.
 - `elided_context`: a part between `...` lines that fits several places is refused unless every placement gives
   the same text.
-- `unified_diff`: with 1 line of context a hunk can match several places; line numbers in `@@` headers are not
-  used to break ties.
+- `unified_diff`, `codex_patch`: with 1 line of context a hunk can match several places; line numbers in `@@`
+  headers are not used to break ties (the patch format's `@@ def …` anchors are).
+- The whitespace rule: tolerances only widen *where* a block matches. Lines REPLACE keeps exactly as SEARCH had
+  them keep the file's text; lines it changes are written as REPLACE has them, trailing whitespace included.
 """
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=Path, default=REPO / "records" / "micro", help="micro ladder folder")
+    parser.add_argument("--nanogpt", type=Path, default=None, help="a modded-nanogpt clone (work tree)")
+    parser.add_argument("--nanogpt-seeds", type=int, default=3, help="perturbation seeds per nanogpt transition")
     parser.add_argument("--pairs", type=Path, default=None, help="folder of old/new pairs")
     parser.add_argument("--synthetic", type=int, default=12, help="synthetic transitions (a chain of edits)")
     parser.add_argument("--make-pairs", type=Path, default=None, help="also write the synthetic pairs here")
@@ -819,12 +976,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="print wrongly applied and refused cases")
     opts = parser.parse_args(argv)
 
-    groups: list[tuple[str, list[Pair]]] = []
+    groups: list[tuple[str, list[Pair], int]] = []
     ladder = ladder_pairs(opts.records) if opts.records.is_dir() else []
     if ladder:
-        groups.append((f"micro ladder ({len(ladder)} transitions: {', '.join(p.name for p in ladder)})", ladder))
+        groups.append((f"micro ladder ({len(ladder)} transitions: {', '.join(p.name for p in ladder)})", ladder,
+                       opts.seeds))
+    if opts.nanogpt:
+        real = nanogpt_pairs(opts.nanogpt)
+        groups.append((f"modded-nanogpt records ({len(real)} consecutive transitions with code, {real[0].name} … "
+                       f"{real[-1].name})" if real else "modded-nanogpt records (none)", real, opts.nanogpt_seeds))
     if opts.pairs:
-        groups.append((f"pairs from {opts.pairs}", dir_pairs(opts.pairs)))
+        groups.append((f"pairs from {opts.pairs}", dir_pairs(opts.pairs), opts.seeds))
     synthetic = opts.synthetic or (0 if ladder or opts.pairs else 8)
     if opts.make_pairs:
         for pair in synthetic_pairs(synthetic or 8):
@@ -835,34 +997,48 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {synthetic or 8} synthetic old/new pairs under {opts.make_pairs}")
     if synthetic:
         groups.append((f"synthetic chain ({synthetic} transitions of 1–4 edits to a ~290-line script)",
-                       synthetic_pairs(synthetic)))
+                       synthetic_pairs(synthetic), opts.seeds))
 
     sections = []
     wrong_total = 0
-    for title, pairs in groups:
-        tallies = run(pairs, opts.seeds, opts.verbose)
+    for title, pairs, seeds in groups:
+        tallies = run(pairs, seeds, opts.verbose)
         wrong_total += sum(t.wrong for t in tallies.values())
-        block = f"### {title}, {opts.seeds} seeds each\n\n{table(tallies)}"
+        block = f"### {title}, {seeds} seeds each\n\n{table(tallies)}"
         print(block + "\n")
         sections.append(block)
     if not opts.no_write:
         command = "".join(" " + arg for arg in (sys.argv[1:] if argv is None else argv))
         legend = "\n".join(f"- `{name}`: {desc}" for name, (_, desc) in PERTURBATIONS.items())
+        commit = _commit()
         doc = (
             "# Applying model edits: robustness benchmark\n\n"
-            f"Measured {dt.date.today().isoformat()} with `python bench/edit_apply.py{command}` "
-            f"(copilot/core/edits.py). Each case: the true change of one transition as SEARCH/REPLACE blocks "
-            "(`blocks_from_texts`, 1 line of context), perturbed, parsed (`parse_edits`) and applied "
-            "(`apply_to_files`). *Applied correctly* = identical to the next version; *refused* = "
-            "EditParseError/EditApplyError (the model would be asked again); *wrongly applied* = a different "
-            "text and no error, which must be 0. Cases marked n/a had nothing to perturb "
-            "(e.g. no block with an inner unchanged run to elide).\n\n"
+            f"Measured {dt.date.today().isoformat()} at commit {commit} with `python bench/edit_apply.py{command}` "
+            "(copilot/core/edits/). Each case: the true change of one transition written in an edit format, "
+            "perturbed, and evaluated by `edits.evaluate_answer` — the one entry point the app, the agent and "
+            "`speedcopilot edits apply` use (parse, apply all or nothing, content checks, compile check). "
+            "*Applied correctly* = byte-identical to the next version; *refused* = a rejected verdict (the model "
+            "would be asked again); *wrongly applied* = a different text and no refusal, which must be 0. Cases "
+            "marked n/a had nothing to perturb (e.g. no block with an inner unchanged run to elide).\n\n"
             f"{legend}\n\n" + "\n\n".join(sections) + "\n\n" + NOTES
         )
         opts.out.parent.mkdir(parents=True, exist_ok=True)
         opts.out.write_text(doc)
         print(f"wrote {opts.out}")
     return 1 if wrong_total else 0
+
+
+def _commit() -> str:
+    import subprocess
+
+    try:
+        sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "copilot"], capture_output=True,
+                               text=True).stdout.strip()
+        return sha + ("+uncommitted" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 if __name__ == "__main__":

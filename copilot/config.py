@@ -38,7 +38,11 @@ class Settings:
     request_timeout_s: float = 120.0
     request_deadline_s: float = 600.0
     max_retries: int = 3
+    max_tokens: int | None = None  # output limit per answer (None: the endpoint's default)
     edit_retries: int = 2
+    edit_format: str = "auto"  # auto (by model) | search_replace | udiff | whole | patch | tools
+    edit_formats: Mapping[str, str] = field(default_factory=dict)  # model-name prefix -> format, overrides auto
+    edit_max_line_chars: int = 1000
     hint_levels: tuple[int, ...] = ()
     session_dir: Path = Path("sessions")
     data_dir: Path | None = None  # None: platform cache dir
@@ -52,6 +56,19 @@ class Settings:
     hints_dir: Path | None = None
     prices: Mapping[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_PRICES))
     sources: tuple[str, ...] = ()  # where values came from, for `config show`
+
+    def edit_format_for(self, model: str) -> str:
+        """The edit format the prompt asks `model` for: [edit_formats] by longest matching prefix, else
+        edit_format, else the built-in default for the model's kind."""
+        from copilot.core.edits.model import FORMATS, default_edit_format
+
+        for name in (model, model.rsplit("/", 1)[-1]):
+            prefixes = [key for key in self.edit_formats if name.startswith(key)]
+            if prefixes:
+                return self.edit_formats[max(prefixes, key=len)]
+        if self.edit_format in FORMATS:
+            return self.edit_format
+        return default_edit_format(model)
 
     def resolved_cache_dir(self) -> Path:
         return self.cache_dir or Path(platformdirs.user_cache_dir(APP_NAME))
@@ -71,7 +88,7 @@ class Settings:
             elif isinstance(value, tuple):
                 value = list(value)
             elif isinstance(value, Mapping):
-                value = {k: list(v) for k, v in value.items()}
+                value = {k: list(v) if isinstance(v, (tuple, list)) else v for k, v in value.items()}
             out[f.name] = value
         out["resolved_data_dir"] = str(self.resolved_data_dir())
         out["resolved_cache_dir"] = str(self.resolved_cache_dir())
@@ -105,6 +122,8 @@ _ENV_MAP = {
     "SPEEDCOPILOT_HINTS": "hint_levels",
     "SPEEDCOPILOT_HINTS_DIR": "hints_dir",
     "SPEEDCOPILOT_PARTICIPANT": "participant",
+    "SPEEDCOPILOT_EDIT_FORMAT": "edit_format",
+    "SPEEDCOPILOT_MAX_TOKENS": "max_tokens",
 }
 
 
@@ -156,6 +175,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
     raw = _read_raw_toml(path)
     known = {f.name for f in fields(Settings)}
     unknown = sorted(set(raw) - known - {"prices"})
+    if "edit_formats" in raw and not isinstance(raw["edit_formats"], dict):
+        raise ConfigError(f"{path}: edit_formats must be a table of model-name prefix = format")
     if unknown:
         raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     if "prices" in raw:
@@ -183,13 +204,29 @@ def _coerce(name: str, value: Any) -> Any:
             return Path(value).expanduser() if value is not None else None
         if name in ("request_timeout_s", "request_deadline_s", "hang_timeout_s", "run_timeout_s"):
             return float(value) if value is not None else None
-        if name in ("max_retries", "edit_retries", "gpus"):
+        if name in ("max_retries", "edit_retries", "gpus", "max_tokens", "edit_max_line_chars"):
             return int(value) if value is not None else None
         if name == "hint_levels":
             return parse_hint_levels(value)
+        if name == "edit_format":
+            return _edit_format(str(value), name)
+        if name == "edit_formats":
+            return {str(k): _edit_format(str(v), f"edit_formats.{k}") for k, v in dict(value).items()}
     except (TypeError, ValueError):
         raise ConfigError(f"setting {name}={value!r} has the wrong type") from None
     return value
+
+
+def _edit_format(value: str, name: str) -> str:
+    from copilot.core.edits.model import FORMATS
+
+    choice = value.strip().lower().replace("-", "_")
+    aliases = {"diff": "udiff", "unified_diff": "udiff", "searchreplace": "search_replace", "blocks": "search_replace",
+               "whole_file": "whole", "apply_patch": "patch", "tool_calls": "tools"}
+    choice = aliases.get(choice, choice)
+    if choice != "auto" and choice not in FORMATS:
+        raise ConfigError(f"setting {name}={value!r}: the edit format must be auto or one of {', '.join(FORMATS)}")
+    return choice
 
 
 def parse_hint_levels(value: Any) -> tuple[int, ...]:

@@ -53,8 +53,8 @@ def block(search: str, replace: str, path: str | None = "train_gpt.py", fence: s
     return f"{head}{fence}\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n```\n"
 
 
-def hunk(search: str, replace: str, index: int = 0, path: str = "train_gpt.py") -> Hunk:
-    return Hunk(index=index, path=path, search=search, replace=replace)
+def hunk(search: str, replace: str, index: int = 0, path: str = "train_gpt.py", mode: str = "replace") -> Hunk:
+    return Hunk(index=index, path=path, search=search, replace=replace, mode=mode)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -126,11 +126,11 @@ def test_parse_sentence_before_block_is_rationale_not_path() -> None:
     assert parsed.rationale == "Here is the fix for the learning rate:"
 
 
-def test_parse_empty_search_means_append() -> None:
+def test_parse_empty_search_means_create() -> None:
     (h,) = parse_edits(block("", "print('hi')\n"), "x.py").hunks
-    assert h.search == "" and h.replace == "print('hi')\n"
+    assert (h.search, h.replace, h.mode) == ("", "print('hi')\n", "create")
     (h,) = parse_edits(block("\n", "print('hi')\n"), "x.py").hunks  # a blank line only counts as empty too
-    assert h.search == ""
+    assert (h.search, h.mode) == ("", "create")
 
 
 def test_parse_keeps_blank_and_marker_like_content_lines() -> None:
@@ -231,7 +231,7 @@ def test_apply_exact() -> None:
     assert (m.hunk_index, m.kind, m.start_line, m.end_line, m.similarity) == (0, "exact", 20, 20, 1.0)
 
 
-def test_apply_ignores_trailing_whitespace_and_keeps_crlf() -> None:
+def test_apply_tolerates_trailing_whitespace_writes_replace_as_given_and_keeps_crlf() -> None:
     source = SCRIPT.replace("\n", "\r\n")
     h = hunk(
         "    def forward(self, x):   \n        x = self.c_fc(x)\t\n",
@@ -239,7 +239,8 @@ def test_apply_ignores_trailing_whitespace_and_keeps_crlf() -> None:
     )
     result = apply_hunks(source, [h])
     assert result.matches[0].kind == "whitespace"
-    assert result.text == source.replace("x = self.c_fc(x)\r\n", "x = self.c_fc(x) * 2\r\n")
+    # where it matches is tolerant; what it writes is REPLACE's text, trailing spaces included
+    assert result.text == source.replace("x = self.c_fc(x)\r\n", "x = self.c_fc(x) * 2  \r\n")
 
 
 @pytest.mark.parametrize("shift", ["dedent", "indent"])
@@ -359,12 +360,24 @@ def test_second_hunk_invalid_after_the_first_says_which_broke_it() -> None:
     assert "Merge blocks 1 and 2" in str(err)
 
 
-def test_append_and_create() -> None:
-    result = apply_hunks("a = 1", [hunk("", "b = 2\n")])  # no final newline before
+def test_explicit_append_and_create() -> None:
+    result = apply_hunks("a = 1", [hunk("", "b = 2\n", mode="append")])  # no final newline before
     assert result.text == "a = 1\nb = 2\n"
     assert (result.matches[0].kind, result.matches[0].start_line, result.matches[0].end_line) == ("append", 2, 1)
-    files = apply_to_files({"train_gpt.py": SCRIPT}, [hunk("", "x = 1\n", path="new/helper.py")])
+    files = apply_to_files({"train_gpt.py": SCRIPT}, [hunk("", "x = 1\n", path="new/helper.py", mode="create")])
     assert files == {"train_gpt.py": SCRIPT, "new/helper.py": "x = 1\n"}
+
+
+@pytest.mark.parametrize("search", ["", "\n", "   \n\t\n"])
+def test_blank_search_never_means_somewhere_at_the_end(search: str) -> None:
+    with pytest.raises(EditApplyError, match="empty or holds only blank lines"):
+        apply_hunks(SCRIPT, [hunk(search, "x = 1\n")])
+    # the parser reads a blank SEARCH as "create a new file": refused on a file that exists
+    parsed = parse_edits(block(search, "x = 1\n"), "train_gpt.py")
+    assert parsed.hunks[0].mode == "create"
+    with pytest.raises(EditApplyError, match="creates a new file, but the file exists"):
+        apply_to_files({"train_gpt.py": SCRIPT}, parsed.hunks)
+    assert apply_to_files({}, parsed.hunks) == {"train_gpt.py": "x = 1\n"}
 
 
 def test_edit_at_end_of_file_without_final_newline_keeps_it_so() -> None:
@@ -451,7 +464,7 @@ def test_hunk_preview_shows_the_change_at_its_match() -> None:
         "+        x = F.silu(x)",
         "+        x = x * 2",
     ]
-    assert hunk_preview(SCRIPT, hunk("", "tail = 1\n")) == ["+tail = 1"]
+    assert hunk_preview(SCRIPT, hunk("", "tail = 1\n", mode="append")) == ["+tail = 1"]
     with pytest.raises(EditApplyError):
         hunk_preview(SCRIPT, hunk("nope\nnot here\n", ""))
 

@@ -19,7 +19,8 @@ def upstream(tmp_path: Path):
 
 def _check_against_fixture(index: ns.SyncIndex, cache: Path, upstream) -> None:
     keys = [r.key for r in index.records]
-    assert keys == ["1", "3", "4", "5", "6", "14", "15", "21", "21-retime-1", "21-retime-2", "61", "66", "86"]
+    assert keys == ["1", "3", "4", "5", "6", "14", "15", "21", "21-retime-1", "21-retime-2", "61", "64", "65", "66",
+                    "86"]
     base = ns.nanogpt_cache_dir(cache)
     for key, exp in upstream.expected.items():
         rec = index.by_key(key)
@@ -44,8 +45,8 @@ def test_sync_from_local_path(upstream, tmp_path: Path) -> None:
     index = ns.sync_records(path=upstream.path, cache_dir=cache, progress=lambda m, f: messages.append(m))
     _check_against_fixture(index, cache, upstream)
     assert index.commit == upstream.repo.head.commit.hexsha
-    assert any("13 records, 9 with code" in m for m in messages)
-    assert index.summary().startswith("13 records, 9 with code, from ")
+    assert any("15 records, 11 with code" in m for m in messages)
+    assert index.summary().startswith("15 records, 11 with code, from ")
     # Nothing was cloned: the user's clone is used as it is.
     assert not ns.default_clone_dir(cache).exists()
 
@@ -95,7 +96,7 @@ def test_update_failure_falls_back_to_the_cached_clone(upstream, tmp_path: Path)
     messages: list[str] = []
     index = ns.sync_records(url=(tmp_path / "gone.git").as_uri(), cache_dir=cache,
                              progress=lambda m, f: messages.append(m))
-    assert index.stale and len(index.records) == 13
+    assert index.stale and len(index.records) == 15
     assert any("update failed" in m for m in messages)
 
 

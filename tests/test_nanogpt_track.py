@@ -65,7 +65,7 @@ def test_synced_track_files_and_curves(synced) -> None:
     # the synced rows, plus the catalogue's records the (small) fixture clone does not list, without code
     records = track.records()
     assert [r.number for r in records] == list(range(1, 90))
-    assert {r.number for r in records if r.has_code} == {4, 5, 6, 14, 15, 21, 61}
+    assert {r.number for r in records if r.has_code} == {4, 5, 6, 14, 15, 21, 61, 64, 65}
     assert track.record(7).extra["note"] == "not in the synced clone's README"
     assert len(track.record(21).extra["retimings"]) == 2
     assert track.record(4).has_code and not track.record(3).has_code

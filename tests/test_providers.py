@@ -478,7 +478,7 @@ async def test_replay_from_a_recorded_event_log(tmp_path: Path) -> None:
         log.append("suggestion_received", suggestion_id="s3", raw_text="answer two", hunks=[])
     events = read_events(tmp_path / "s1" / "events.jsonl").events
     replay = ReplayProvider.from_events(events)
-    assert replay.answers == ["answer one", "answer two"] and "2 recorded answers" in replay.label
+    assert [a.text for a in replay.answers] == ["answer one", "answer two"] and "2 recorded answers" in replay.label
 
 
 async def test_error_event_inside_the_stream(server: OpenAIServer) -> None:

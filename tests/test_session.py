@@ -221,3 +221,25 @@ async def test_cancel_stops_a_run(tmp_path: Path) -> None:
         assert result.outcome.value == "cancelled"
     finally:
         session.close()
+
+
+async def test_a_cut_off_suggestion_is_reviewable_and_logged_with_its_finish_reason(tmp_path: Path) -> None:
+    from copilot.core.edits import blocks_from_texts
+    from copilot.core.llm.providers import Completion, ReplayProvider
+
+    blocks = blocks_from_texts(RECORD_0, RECORD_1, SCRIPT)
+    cut = "Three changes.\n\n" + blocks[: blocks.rindex(">>>>>>> REPLACE") - 3]  # the last block is cut off
+    provider = ReplayProvider([Completion(cut, "replay", 0, 0, 0.0, 0.0, "length")] * 2)
+    session = new_session(tmp_path, provider=provider)
+    try:
+        view = await session.request_suggestion()
+        assert view.truncated and view.finish_reason == "length" and view.dropped_blocks == 1
+        assert len(view.hunks) == 2  # the complete blocks, still reviewable
+        received = next(e for e in read_events(session.dir / EVENTS_FILE).events if e.type == "suggestion_received")
+        assert received.get("finish_reason") == "length" and received.get("truncated") is True
+        assert received.get("format") == "search_replace"
+        session.log.append("mode_changed", mode="auto", previous="copilot", by="test")
+        with pytest.raises(EditApplyError, match="cut off by the token limit"):
+            await session.request_suggestion()  # a policy never takes a cut-off answer
+    finally:
+        session.close()

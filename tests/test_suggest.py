@@ -129,3 +129,47 @@ async def test_replay_does_not_consume_the_next_answer_on_failure() -> None:
     assert replay.remaining == 1
     result = await request_suggestion(replay, prompt_with(R0), {SCRIPT: R0}, SCRIPT)
     assert result.raw_text == GOOD
+
+
+# -- edit formats and cut-off answers ---------------------------------------------------------------------
+
+async def test_tool_call_answers_stream_through_the_sdk_and_become_hunks(server: OpenAIServer) -> None:
+    import json
+
+    from copilot.core.llm.suggest import EditRequest
+
+    args = json.dumps({"path": SCRIPT, "old_string": "LR = 0.001", "new_string": "LR = 0.003"})
+    for stream in (True, False):
+        server.script([answer("Raise the LR.", tool_calls=[{"name": "edit_file", "arguments": args}],
+                              finish_reason="tool_calls", chunks=4)])
+        provider = provider_for(server)
+        provider.stream = stream
+        result = await request_suggestion(provider, prompt_with(R0), EditRequest({SCRIPT: R0}, SCRIPT, "tools"))
+        assert result.verdict.format == "tools" and result.verdict.files[SCRIPT] == R0.replace("0.001", "0.003")
+        assert result.last.tool_calls[0].name == "edit_file"
+        request = server.completions[-1].json
+        assert request["tools"][0]["function"]["name"] == "edit_file" and request["tool_choice"] == "auto"
+
+
+async def test_a_cut_off_answer_is_kept_for_review_but_retried_larger_for_a_policy(server: OpenAIServer) -> None:
+    from copilot.core.llm.suggest import EditRequest
+
+    cut = GOOD + f"\n{SCRIPT}\n```python\n<<<<<<< SEARCH\nSTEPS = 1"
+    server.script([answer(cut, finish_reason="length")])
+    provider = provider_for(server)
+    provider.max_tokens = 1000
+    request = EditRequest({SCRIPT: R0}, SCRIPT)
+    result = await request_suggestion(provider, prompt_with(R0), request, allow_truncated=True)
+    assert result.verdict.truncated and result.verdict.dropped == 1 and len(result.verdict.hunks) == 1
+    assert result.last.finish_reason == "length"
+
+    server.script([answer(cut, finish_reason="length"), answer(GOOD)])
+    result = await request_suggestion(provider, prompt_with(R0), request, allow_truncated=False)
+    assert not result.verdict.truncated and result.attempts == 2
+    first, second = server.completions[-2:]
+    assert first.json["max_tokens"] == 1000 and second.json["max_tokens"] == 2000
+    assert "cut off by the token limit" in second.messages[-1]["content"]
+
+    server.script([answer(cut, finish_reason="length")] * 3)
+    with pytest.raises(EditApplyError, match="cut off by the token limit"):
+        await request_suggestion(provider, prompt_with(R0), request, allow_truncated=False)

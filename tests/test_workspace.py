@@ -93,3 +93,22 @@ def test_parse_trailers() -> None:
     assert parse_trailers("Subject\n\nBody text\n\nA: 1\nB-C: two words\n") == {"A": "1", "B-C": "two words"}
     assert parse_trailers("Subject only") == {}
     assert parse_trailers("Subject\n\nnot a trailer line") == {}
+
+
+@pytest.mark.parametrize("path", ["../outside.py", "/tmp/absolute.py", "sub/../../outside.py", ".git/config",
+                                  "link/escaped.py"])
+def test_commit_files_never_writes_outside_the_workspace(tmp_path: Path, path: str) -> None:
+    """Defence in depth: even a path that slipped past the edit parser cannot leave the workspace."""
+    ws = make(tmp_path)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (ws.path / "link").symlink_to(outside, target_is_directory=True)
+    ws.repo.index.add(["link"])
+    ws.repo.index.commit("a symlink that leads out")
+    head = ws.head_sha()
+    with pytest.raises(WorkspaceError, match="refusing to write"):
+        ws.commit_files({SCRIPT: "lr = 9\n", path: "pwned = True\n"}, "sneaky", {"Provenance": "ai"})
+    assert ws.head_sha() == head and not ws.is_dirty()
+    assert ws.read(SCRIPT) == "lr = 1\nsteps = 10\n"
+    assert not (tmp_path / "outside.py").exists() and not list(outside.iterdir())
+    assert "pwned" not in (ws.path / ".git" / "config").read_text()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
+import signal
 import sys
 from typing import Sequence
 
@@ -35,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The status a shell reports for a command killed by SIGPIPE (`git log | head` exits with it).
+CLOSED_PIPE_STATUS = 128 + int(getattr(signal, "SIGPIPE", 13))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -42,7 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows up here rather than at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _closed_pipe()
     except SpeedcopilotError as exc:
         if args.debug:
             raise
@@ -51,6 +61,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("speedcopilot: interrupted", file=sys.stderr)
         return 130
+
+
+def _closed_pipe() -> int:
+    """The reader of our stdout went away (`speedcopilot records list | head`): stop quietly, like git does.
+
+    stdout is pointed at /dev/null so that the flush at interpreter exit does not raise a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (captured in tests)
+        pass
+    return CLOSED_PIPE_STATUS
 
 
 if __name__ == "__main__":

@@ -7,12 +7,24 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from copilot.config import Settings, load_settings
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError  # let cli.main stop quietly, with the status of a closed pipe (rich exits 1)
+
+
 def console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False)
+    return _Console(stderr=stderr, highlight=False)
+
+
+def plain(value: object, style: str = "") -> Text:
+    """Text printed as it is: catalogue, session and user text never goes through rich markup (a `[b]` or a
+    trailing backslash in a description is shown literally)."""
+    return Text(str(value), style=style)
 
 
 def add_session_dir_flag(parser: argparse.ArgumentParser) -> None:
@@ -70,6 +82,7 @@ def build_provider(settings: Settings, track: Any, record: int, name: str | None
         timeout_s=settings.request_timeout_s,
         deadline_s=settings.request_deadline_s,
         max_retries=settings.max_retries,
+        max_tokens=settings.max_tokens,
         prices=settings.prices,
         track=track,
         record=record,

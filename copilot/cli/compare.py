@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from copilot.cli._common import add_session_dir_flag, console, fmt_seconds, settings_from_args
+from copilot.cli._common import add_session_dir_flag, console, fmt_seconds, plain, settings_from_args
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -67,23 +67,23 @@ def _print_tables(rows, groups) -> None:
                 "sugg./nodes", "hunks a/e/r", "median decide", "tokens", "$", "accel s", "wall"):
         table.add_column(col)
     for r in rows:
-        table.add_row(
+        table.add_row(*(plain(cell) for cell in (
             r.session_id, r.mode or "–", r.task or "–", f"{r.provider or '–'}/{r.model or '–'}", r.hints,
             r.participant or "–", fmt_seconds(r.best_time_to_target_s), _fmt(r.fsr),
             f"{r.suggestions}/{r.nodes}", f"{r.hunks_accepted}/{r.hunks_edited}/{r.hunks_rejected}",
             fmt_seconds(r.median_decision_time_s), str(r.prompt_tokens + r.completion_tokens),
             f"{r.cost_usd:.4f}", f"{r.accelerator_seconds:.0f}", fmt_seconds(r.wall_time_s),
-        )
+        )))
     out.print(table)
     grouped = Table(title="groups: mean FSR [95% bootstrap CI], IQM")
     for col in ("group", "n", "reached", "mean FSR", "95% CI", "IQM", "median best time", "mean $"):
         grouped.add_column(col)
     for g in groups:
         key = " ".join(f"{k}={v}" for k, v in g.key.items())
-        grouped.add_row(key, str(g.n), str(g.n_reached), _fmt(g.fsr_mean),
-                        f"[{_fmt(g.fsr_ci_low)}, {_fmt(g.fsr_ci_high)}]", _fmt(g.fsr_iqm),
-                        fmt_seconds(g.best_time_median_s), f"{g.cost_usd_mean:.4f}")
+        grouped.add_row(*(plain(cell) for cell in (
+            key, str(g.n), str(g.n_reached), _fmt(g.fsr_mean), f"[{_fmt(g.fsr_ci_low)}, {_fmt(g.fsr_ci_high)}]",
+            _fmt(g.fsr_iqm), fmt_seconds(g.best_time_median_s), f"{g.cost_usd_mean:.4f}")))
     out.print(grouped)
     for r in rows:
         for problem in r.problems:
-            out.print(f"[yellow]{r.session_id}:[/yellow] {problem}", markup=True)
+            out.print(plain(f"{r.session_id}:", style="yellow") + f" {problem}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from copilot.cli._common import console, settings_from_args
+from copilot.cli._common import console, plain, settings_from_args
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -14,6 +14,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     prep.add_argument("--track", choices=["micro", "nanogpt"], default="micro")
     prep.add_argument("--shards", type=int, default=9, help="nanogpt: number of 100M-token train shards")
     prep.add_argument("--force", action="store_true", help="micro: regenerate even if present")
+    prep.add_argument("--synthetic", action="store_true",
+                      help="nanogpt: write small synthetic shards in the upstream format instead (offline, "
+                           "seconds; for smoke tests and `doctor`, never for records)")
+    prep.add_argument("--tokens", type=int, default=40_000_000,
+                      help="nanogpt --synthetic: tokens per train shard (default 40,000,000)")
+    prep.add_argument("--train-shards", type=int, default=2, help="nanogpt --synthetic: train shards (default 2)")
     prep.set_defaults(func=run_prepare)
 
 
@@ -37,6 +43,10 @@ def run_prepare(args: argparse.Namespace) -> int:
     from copilot.core.tracks.nanogpt import NanoGPTTrack
 
     track = NanoGPTTrack(cache_dir=settings.cache_dir, data_dir=settings.data_dir)
+    if args.synthetic:
+        info = track.prepare_synthetic_data(train_tokens=args.tokens, train_shards=args.train_shards)
+        out.print(plain(f"nanogpt synthetic data ready: {info}"))
+        return 0
     track.prepare_data(args.shards)
     out.print(f"nanogpt data ready ({args.shards} train shards)")
     return 0

@@ -78,6 +78,8 @@ async def _train(session, quiet: bool) -> int:
         f" · final val {result.final_val_loss if result.final_val_loss is not None else '–'}"
         f" · wall {fmt_seconds(result.wall_time_s)} · exit {result.exit_code}"
     )
+    if result.error_summary:
+        out.print(f"  {result.error_summary}", markup=False)
     for line in result.error_tail[-10:] if result.outcome.value in ("crashed", "diverged", "hung") else []:
         out.print(f"  {line}", markup=False)
     return 0 if result.outcome.value in ("reached_target", "above_target") else 1

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from copilot.cli._common import add_session_dir_flag, console, fmt_seconds, settings_from_args
+from copilot.cli._common import add_session_dir_flag, console, fmt_seconds, plain, settings_from_args
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -65,19 +65,19 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     out = console()
     if not rows:
-        out.print(f"No sessions in {settings.session_dir}. Start one with `speedcopilot start --record 0`.")
+        out.print(plain(f"No sessions in {settings.session_dir}. Start one with `speedcopilot start --record 0`."))
         return 0
     from rich.table import Table
 
-    table = Table(title=f"sessions in {settings.session_dir}")
+    table = Table(title=plain(f"sessions in {settings.session_dir}"))
     for col in ("id", "started", "mode", "track", "record", "provider", "sugg.", "commits", "runs",
                 "best to target", "status"):
         table.add_column(col)
     for r in rows:
         status = r["status"] + (f" ({r['problems']} problems)" if r["problems"] else "")
-        table.add_row(r["id"], r["started"], r["mode"], r["track"], str(r["record"]), r["provider"],
-                      str(r["suggestions"]), str(r["commits"]), str(r["runs"]),
-                      fmt_seconds(r["best_time_to_target_s"]), status)
+        table.add_row(*(plain(v) for v in (
+            r["id"], r["started"], r["mode"], r["track"], r["record"], r["provider"], r["suggestions"],
+            r["commits"], r["runs"], fmt_seconds(r["best_time_to_target_s"]), status)))
     out.print(table)
     return 0
 
@@ -94,20 +94,21 @@ def run_show(args: argparse.Namespace) -> int:
     result = read_events(session_dir / EVENTS_FILE)
     state = SessionState.from_events(result.events)
     out = console()
-    out.print(f"[bold]session {session_dir.name}[/bold]  ({'ended' if state.ended else 'open'})")
-    out.print(f"mode {state.mode} · track {state.track} · record {state.record} · target ≤ {state.target_val_loss}"
-              f" · record time {fmt_seconds(state.record_time_s)} · next record {fmt_seconds(state.next_record_time_s)}")
-    out.print(f"provider {state.provider_label or state.provider} · hints {state.hint_levels or 'none'}"
-              f" · participant {state.participant or '–'}")
+    out.print(plain(f"session {session_dir.name}", style="bold") + f"  ({'ended' if state.ended else 'open'})")
+    out.print(plain(f"mode {state.mode} · track {state.track} · record {state.record} · target ≤ {state.target_val_loss}"
+                     f" · record time {fmt_seconds(state.record_time_s)} · next record "
+                     f"{fmt_seconds(state.next_record_time_s)}"))
+    out.print(plain(f"provider {state.provider_label or state.provider} · hints {state.hint_levels or 'none'}"
+                     f" · participant {state.participant or '–'}"))
     for problem in result.problems:
-        out.print(f"[yellow]log problem:[/yellow] {problem}")
+        out.print(plain("log problem:", style="yellow") + f" {problem}")
 
     sugg = Table(title="suggestions")
     for col in ("id", "status", "hunks", "accepted", "edited", "rejected", "tokens", "cost $", "commit"):
         sugg.add_column(col)
     for s in state.suggestions.values():
         decisions = [h.decision for h in s.hunks]
-        sugg.add_row(s.id, s.status, str(len(s.hunks)), str(decisions.count("accept")),
+        sugg.add_row(plain(s.id), plain(s.status), str(len(s.hunks)), str(decisions.count("accept")),
                      str(decisions.count("edit")), str(decisions.count("reject")),
                      str(s.prompt_tokens + s.completion_tokens),
                      "–" if s.cost_usd is None else f"{s.cost_usd:.4f}", (s.commit or "")[:10])
@@ -117,7 +118,7 @@ def run_show(args: argparse.Namespace) -> int:
     for col in ("sha", "branch", "provenance", "message"):
         commits.add_column(col)
     for c in state.commits:
-        commits.add_row(c.sha[:10], c.branch, c.provenance, c.message)
+        commits.add_row(c.sha[:10], plain(c.branch), plain(c.provenance), plain(c.message))
     out.print(commits)
 
     runs = Table(title="runs")
@@ -127,7 +128,7 @@ def run_show(args: argparse.Namespace) -> int:
         res = r.result or {}
         last = r.last_point
         ttt = res.get("time_to_target_ms")
-        runs.add_row(r.run_id, r.commit[:10], r.status, str(last.step if last else "–"),
+        runs.add_row(plain(r.run_id), r.commit[:10], plain(r.status), str(last.step if last else "–"),
                      "–" if r.best_val is None else f"{r.best_val:.4f}",
                      fmt_seconds(ttt / 1000 if ttt is not None else None),
                      fmt_seconds(res["train_time_ms"] / 1000 if res.get("train_time_ms") is not None else None),
@@ -150,7 +151,7 @@ def run_export(args: argparse.Namespace) -> int:
         dirs = list_session_dirs(settings.session_dir)
     report = export_sessions(dirs, args.out, anonymize=args.anonymize, salt=args.salt)
     scrubbed = ", ".join(f"{k} {v}" for k, v in sorted(report.scrubbed.items())) or "nothing"
-    console().print(f"wrote {args.out}: {len(report.sessions)} session(s); scrubbed: {scrubbed}")
+    console().print(plain(f"wrote {args.out}: {len(report.sessions)} session(s); scrubbed: {scrubbed}"))
     for problem in report.problems:
-        console().print(f"[yellow]warning:[/yellow] {problem}")
+        console().print(plain("warning:", style="yellow") + f" {problem}")
     return 0

@@ -53,7 +53,8 @@ def open_session(args: argparse.Namespace, mode: str = "copilot"):
         provider = build_provider(settings, track, state.record,
                                   name=getattr(args, "provider", None) or state.provider or settings.provider)
         return settings, Session.open(settings.session_dir, session_dir.name, track, provider,
-                                      runner=build_runner(settings), options=_options(settings, mode, args))
+                                      runner=build_runner(settings),
+                                      options=_options(settings, mode, args, provider))
     study = _study_assignment(args, settings)
     if study is not None:
         mode = study.mode
@@ -64,7 +65,7 @@ def open_session(args: argparse.Namespace, mode: str = "copilot"):
     track.record(record)  # fail early with the list of valid records
     _ensure_data(track)
     provider = build_provider(settings, track, record)
-    options = _options(settings, mode, args)
+    options = _options(settings, mode, args, provider)
     if study is not None:
         from dataclasses import replace
 
@@ -98,10 +99,15 @@ def _study_assignment(args: argparse.Namespace, settings):
     return assignment
 
 
-def _options(settings, mode: str, args: argparse.Namespace | None = None):
+def _options(settings, mode: str, args: argparse.Namespace | None = None, provider=None):
+    from copilot.core.edits import EditLimits
     from copilot.core.session import SessionOptions
 
+    model = getattr(provider, "model", None) or settings.model
+    edit_format = "search_replace" if getattr(provider, "offline", False) else settings.edit_format_for(model)
     return SessionOptions(
+        edit_format=edit_format,
+        edit_limits=EditLimits(max_line_chars=settings.edit_max_line_chars),
         mode=mode,
         hint_levels=settings.hint_levels,
         participant=settings.participant,

@@ -80,6 +80,9 @@ class FixtureTrack:
     def hint(self, number: int, level: int) -> str | None:
         return "Raise the learning rate so the loss decays faster." if number == 0 else None
 
+    def prepare_workdir(self, workdir: Path) -> None:
+        del workdir  # the fixture scripts need nothing beside them
+
     def launch_command(self, workdir: Path, gpus: int) -> list[str]:
         return [sys.executable, self.script_name]
 

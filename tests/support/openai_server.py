@@ -15,7 +15,8 @@ from the script.
 Item kinds (key "kind"; a dict with "status" and no kind is an error, one with "text" an answer):
 - answer:    text, chunks (SSE pieces), delay_s (between pieces), head_delay_s (before the headers),
              finish_reason, usage (False: ignore stream_options like some servers do), model, prompt_tokens,
-             completion_tokens
+             completion_tokens, tool_calls (list of {"name", "arguments"}: streamed as tool-call deltas, the
+             arguments in `chunks` pieces, or as message.tool_calls in a whole body)
 - error:     status, message, retry_after (seconds, the Retry-After header), retry_after_ms, body (raw bytes/str)
 - stall:     seconds before anything is sent (to exceed a client timeout)
 - truncated: text, after_chunks; the stream stops without finish_reason and without [DONE]; abrupt=True closes
@@ -52,11 +53,12 @@ def answer(
     model: str | None = None,
     prompt_tokens: int | None = None,
     completion_tokens: int | None = None,
+    tool_calls: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     return {
         "kind": "answer", "text": text, "chunks": chunks, "delay_s": delay_s, "head_delay_s": head_delay_s,
         "finish_reason": finish_reason, "usage": usage, "model": model, "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
+        "completion_tokens": completion_tokens, "tool_calls": list(tool_calls or []),
     }
 
 
@@ -325,24 +327,38 @@ class _Handler(BaseHTTPRequestHandler):
         self._wait(float(item.get("head_delay_s") or 0.0))
         text = str(item.get("text", ""))
         model = item.get("model")
+        calls = list(item.get("tool_calls") or [])
         if rec.stream:
             self._stream(
                 _split(text, int(item.get("chunks", 3))), rec, finish_reason=item.get("finish_reason", "stop"),
                 model=model, usage=bool(item.get("usage", True)), delay_s=float(item.get("delay_s") or 0.0),
                 prompt_tokens=item.get("prompt_tokens"), completion_tokens=item.get("completion_tokens"),
+                tool_calls=calls, chunks=int(item.get("chunks", 3)),
             )
         else:
             self._whole(text, rec, finish_reason=item.get("finish_reason", "stop"), model=model,
-                        prompt_tokens=item.get("prompt_tokens"), completion_tokens=item.get("completion_tokens"))
+                        prompt_tokens=item.get("prompt_tokens"), completion_tokens=item.get("completion_tokens"),
+                        tool_calls=calls)
 
     def _stream(self, pieces: list[str], rec: RecordedRequest, *, finish_reason: str | None, model: str | None,
                 usage: bool, delay_s: float, prompt_tokens: int | None = None,
-                completion_tokens: int | None = None) -> None:
+                completion_tokens: int | None = None, tool_calls: list[dict[str, str]] | None = None,
+                chunks: int = 3) -> None:
         self._send_head(200, "text/event-stream", None)
         for n, piece in enumerate(pieces):
             if n:
                 self._wait(delay_s)
             self._event(_chunk_payload(rec, piece, None, model, first=n == 0))
+        for index, call in enumerate(tool_calls or []):
+            for k, args in enumerate(_split(call.get("arguments", ""), chunks) or [""]):
+                function: dict[str, Any] = {"arguments": args}
+                delta: dict[str, Any] = {"index": index, "function": function}
+                if k == 0:
+                    delta.update({"id": f"call_{index}", "type": "function"})
+                    function["name"] = call.get("name", "")
+                payload = _base(rec, model, "chat.completion.chunk")
+                payload["choices"] = [{"index": 0, "delta": {"tool_calls": [delta]}, "finish_reason": None}]
+                self._event(payload)
         self._event(_chunk_payload(rec, None, finish_reason, model, first=not pieces))
         options = rec.json.get("stream_options") if isinstance(rec.json, dict) else None
         if usage and isinstance(options, dict) and options.get("include_usage"):
@@ -355,11 +371,17 @@ class _Handler(BaseHTTPRequestHandler):
         self._end_chunks()
 
     def _whole(self, text: str, rec: RecordedRequest, *, finish_reason: str | None, model: str | None,
-               prompt_tokens: int | None = None, completion_tokens: int | None = None) -> None:
+               prompt_tokens: int | None = None, completion_tokens: int | None = None,
+               tool_calls: list[dict[str, str]] | None = None) -> None:
         payload = _base(rec, model, "chat.completion")
-        payload["choices"] = [
-            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason}
-        ]
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if tool_calls:
+            message["tool_calls"] = [
+                {"id": f"call_{n}", "type": "function",
+                 "function": {"name": c.get("name", ""), "arguments": c.get("arguments", "")}}
+                for n, c in enumerate(tool_calls)
+            ]
+        payload["choices"] = [{"index": 0, "message": message, "finish_reason": finish_reason}]
         payload["usage"] = _usage(rec, text, prompt_tokens, completion_tokens)
         self._send_body(200, json.dumps(payload).encode(), "application/json")
 

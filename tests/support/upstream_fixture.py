@@ -17,9 +17,68 @@ DASH = "-" * 40
 ROOT = "records/track_1_short"
 
 
-def script(number: int, extra: str = "") -> str:
+# How each era's scripts name their data (our own minimal code in the style of each era; FACTS.md §1.5).
+DATA_STYLES = {
+    # records 4-14: class fields relative to the cwd, read with glob.glob
+    "relative": (
+        "import glob\n\n\nclass Hyperparameters:\n"
+        "    input_bin : str = 'data/fineweb10B/fineweb_train_*.bin'  # train shards\n"
+        "    input_val_bin : str = 'data/fineweb10B/fineweb_val_*.bin'  # val shards\n\n\n"
+        "args = Hyperparameters()\nTRAIN = sorted(glob.glob(args.input_bin))\n"
+    ),
+    # an f-string built from a module-level folder name
+    "fstring": (
+        "import glob\n\nSHARDS = 'data/fineweb10B'\n\n\nclass Hyperparameters:\n"
+        "    input_bin = f'{SHARDS}/fineweb_train_*.bin'\n    input_val_bin = f'{SHARDS}/fineweb_val_*.bin'\n\n\n"
+        "args = Hyperparameters()\n"
+    ),
+    # records 15-26: relative patterns read with Path.cwd().glob (which refuses absolute ones)
+    "pathlib": (
+        "from pathlib import Path\n\n\nclass Hyperparameters:\n"
+        "    train_files = \"data/fineweb10B/fineweb_train_*.bin\"\n"
+        "    val_files = \"data/fineweb10B/fineweb_val_*.bin\"\n\n\n"
+        "args = Hyperparameters()\nFILES = sorted(Path.cwd().glob(args.train_files))\n"
+    ),
+    # records 27-63: DATA_PATH joined after the fact
+    "joined": (
+        "class Hyperparameters:\n"
+        "    train_files: str = \"data/fineweb10B/fineweb_train_*.bin\"\n"
+        "    val_files: str = \"data/fineweb10B/fineweb_val_*.bin\"\n\n\n"
+        "args = Hyperparameters()\ndata_path = os.environ.get(\"DATA_PATH\", \".\")\n"
+        "args.train_files = os.path.join(data_path, args.train_files)\n"
+        "args.val_files = os.path.join(data_path, args.val_files)\n"
+    ),
+    # record 64: the same, spelled data/fineweb/
+    "fineweb": (
+        "class Hyperparameters:\n"
+        "    train_files: str = \"data/fineweb/fineweb_train_*.bin\"\n"
+        "    val_files: str = \"data/fineweb/fineweb_val_*.bin\"\n\n\n"
+        "args = Hyperparameters()\ndata_path = os.environ.get(\"DATA_PATH\", \".\")\n"
+        "args.train_files = os.path.join(data_path, args.train_files)\n"
+        "args.val_files = os.path.join(data_path, args.val_files)\n"
+    ),
+    # records 65+: DATA_PATH joined inside the class body
+    "in_class": (
+        "class Hyperparameters:\n    data_path = os.environ.get(\"DATA_PATH\", \".\")\n"
+        "    train_files: str = os.path.join(data_path, \"data/fineweb10B/fineweb_train_*.bin\")\n"
+        "    val_files: str = os.path.join(data_path, \"data/fineweb10B/fineweb_val_*.bin\")\n\n\n"
+        "args = Hyperparameters()\n"
+    ),
+    # the benchmark's templates: absolute patterns from the environment
+    "benchmark": (
+        "import glob\n\n\nclass Hyperparameters:\n"
+        "    input_bin = os.environ[\"NANOGPT_TRAIN_FILES\"]\n"
+        "    input_val_bin = os.environ[\"NANOGPT_VAL_FILES\"]\n"
+        "    val_tokens = int(os.environ[\"NANOGPT_VAL_TOKENS\"])\n"
+    ),
+}
+
+
+def script(number: int, extra: str = "", data: str = "") -> str:
+    """A tiny record script; `data` is one of DATA_STYLES' snippets (module level, harmless to run)."""
+    snippet = f"{DATA_STYLES[data]}\n\n" if data else ""
     return (
-        f"import os\nimport sys\n\nRECORD = {number}\n\n\ndef main():\n"
+        f"import os\nimport sys\n\nRECORD = {number}\n{snippet}\n\ndef main():\n"
         f"    print('record {number}')\n{extra}\n\nif __name__ == '__main__':\n    main()\n"
     )
 
@@ -166,7 +225,7 @@ def build_upstream_repo(root: Path) -> UpstreamFixture:
     expected["3"] = Expected(False)
 
     # 4: log starting with the separator; the folder also holds a train_gpt2.py copy
-    main4 = script(4, "    # muon improvements")
+    main4 = script(4, "    # muon improvements", data="relative")
     rel = f"{ROOT}/2024-10-10_Muon/eb5659d0-fb6a-49e5-a311-f1f89412f726.txt"
     _write(path / rel, old_log(main4, total=6, final_val=3.2785))
     _write(path / f"{ROOT}/2024-10-10_Muon/train_gpt2.py", "# an older copy\n")
@@ -174,14 +233,14 @@ def build_upstream_repo(root: Path) -> UpstreamFixture:
     expected["4"] = Expected(True, main4, steps=6, val_loss=3.2785, log_file=rel)
 
     # 5: ordinary log (code, separator, versions, separator, step lines)
-    main5 = script(5, "    x = '=' * 99  # not a separator line")
+    main5 = script(5, "    x = '=' * 99  # not a separator line", data="relative")
     rel = f"{ROOT}/2024-10-14_ModernArch/dabaaddd-237c-4ec9-939d-6608a9ed5e27.txt"
     _write(path / rel, modern_log(main5, total=8, final_val=3.2741))
     row(5, "15.2 minutes", "[Pad embeddings & architectural improvements](https://example.invalid/5)", "10/14/24", link(rel), "@Grad62304977, @kellerjordan0")
     expected["5"] = Expected(True, main5, steps=8, val_loss=3.2741, log_file=rel)
 
     # 6: folder link to a folder holding only a .py copy
-    main6 = script(6)
+    main6 = script(6, data="relative")
     folder = f"{ROOT}/2024-10-17_DistributedMuon"
     _write(path / folder / "train_gpt.py", main6)
     _write(path / folder / "README.md", "notes\n")
@@ -190,7 +249,7 @@ def build_upstream_repo(root: Path) -> UpstreamFixture:
 
     # 14: folder link with several logs directly inside (the first sorted is picked)
     folder = f"{ROOT}/2024-12-04_ValueEmbed"
-    main14 = script(14, "    # value embeddings, run a")
+    main14 = script(14, "    # value embeddings, run a", data="fstring")
     _write(path / folder / "0aaa.txt", modern_log(main14, total=6, final_val=3.2751))
     _write(path / folder / "7bbb.txt", modern_log(script(14, "    # run b"), total=6, final_val=3.2790))
     _write(path / folder / "sub" / "00first.txt", modern_log(script(14, "    # nested"), total=6, final_val=3.2700))
@@ -199,7 +258,7 @@ def build_upstream_repo(root: Path) -> UpstreamFixture:
 
     # 15: folder link whose logs are only in sub-folders (trailing slash in the link)
     folder = f"{ROOT}/2024-12-08_UNetValueEmbedsTweaks"
-    main15 = script(15)
+    main15 = script(15, data="pathlib")
     _write(path / folder / "README.md", "readme\n")
     _write(path / folder / "this_pr" / "b.txt", modern_log(script(15, "    # b"), total=6, final_val=3.2799))
     _write(path / folder / "baseline" / "a.txt", modern_log(main15, total=6, final_val=3.2773))
@@ -214,7 +273,7 @@ def build_upstream_repo(root: Path) -> UpstreamFixture:
         ("21-retime-2", "05/24/25", "21st record with latest torch", "3.014 minutes", 3.2830,
          "not a new record, just re-timing #21 with latest torch"),
     ):
-        main = script(21, f"    # {key}")
+        main = script(21, f"    # {key}", data="pathlib")
         rel = f"{ROOT}/2025-{date[:2]}-{date[3:5]}_R{key.replace('-', '')}/c44090cc-{key}.txt"
         _write(path / rel, modern_log(main, total=6, final_val=val))
         row(21, time, desc, date, link(rel), who)
@@ -224,7 +283,7 @@ def build_upstream_repo(root: Path) -> UpstreamFixture:
     main61 = (
         "import os\nimport sys\n\nwith open(sys.argv[0]) as f:\n    code = f.read()\n"
         "code += f\"\\n\\n{'-'*40}\\n# triton_kernels.py\\n{'-'*40}\\n\\n\"\n# " + "-" * 77 + "\n"
-        "RECORD = 61\n"
+        "RECORD = 61\n" + DATA_STYLES["joined"]
     )
     rel = f"{ROOT}/2026-01-18_UnifiedOptimizers/unified-optimizer/2fc79469.txt"
     _write(path / rel, companion_log(main61, {"triton_kernels.py": KERNELS, "dc_triton_kernels.py": DC_KERNELS}))
@@ -233,6 +292,14 @@ def build_upstream_repo(root: Path) -> UpstreamFixture:
     expected["61"] = Expected(
         True, main61, {"triton_kernels.py": KERNELS, "dc_triton_kernels.py": DC_KERNELS}, steps=6, val_loss=3.2794, log_file=rel
     )
+
+    # 64 and 65: DATA_PATH joined with data/fineweb/, and inside the class body
+    for number, style, date in ((64, "fineweb", "01/30/26"), (65, "in_class", "01/30/26")):
+        main = script(number, data=style)
+        rel = f"{ROOT}/2026-01-30_Record{number}/{number:04d}abcd.txt"
+        _write(path / rel, modern_log(main, total=6, final_val=3.2777))
+        row(number, "1.630 minutes", f"[Record {number}](https://example.invalid/{number})", date, link(rel), "@someone")
+        expected[str(number)] = Expected(True, main, steps=6, val_loss=3.2777, log_file=rel)
 
     # 66: "-" in the log and contributor columns
     row(66, "1.595 minutes", "Torch 2.10", "01/31/26", "-", "-")

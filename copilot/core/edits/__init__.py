@@ -1,7 +1,52 @@
-"""Edits: a model's answer -> hunks -> checked, all-or-nothing new files."""
+"""Edits: a model's answer -> hunks -> checked, all-or-nothing new files.
 
-from copilot.core.edits.blocks import *  # noqa: F401,F403
-from copilot.core.edits.blocks import __all__ as _blocks_all
+    verdict.py     the one entry point: evaluate_answer (a whole answer) / apply_decisions (accepted hunks)
+    parse.py       which format an answer is in, and its hunks; one module per format (fmt_*.py):
+                   SEARCH/REPLACE blocks, unified diff, *** Begin Patch, whole file, tool calls
+    match.py       where a hunk goes: exact, whitespace-tolerant, explicit elision, bounded fuzzy; 3-way merge
+    apply.py       hunks applied in order to texts and file sets, all or nothing
+    validate.py    what must not land: markers, control/bidi/invisible characters, long lines, placeholders,
+                   Python that no longer compiles
+    paths.py       plain relative paths only; confined again where files are written
+    generate.py    from two texts to blocks or hunks (oracle, whole-file answers, benchmarks)
+    guard.py       integrity checks on the protected parts of a training script
+"""
+
+from copilot.core.edits.apply import apply_hunks, apply_to_files, hunk_preview, hunk_span, resolve_path
+from copilot.core.edits.fmt_tools import EDIT_TOOLS
+from copilot.core.edits.generate import blocks_from_texts, hunks_from_texts
+from copilot.core.edits.match import is_elision
+from copilot.core.edits.model import (
+    FORMAT_LABELS,
+    FORMATS,
+    ApplyResult,
+    EditLimits,
+    Hunk,
+    HunkApplyError,
+    Match,
+    ModelAnswer,
+    ParsedEdits,
+    ToolCall,
+)
+from copilot.core.edits.parse import detect_format, parse_answer, parse_edits
+from copilot.core.edits.paths import confine
+from copilot.core.edits.verdict import (
+    APPLIED,
+    REJECTED,
+    EditVerdict,
+    GuardCheck,
+    GuardFailure,
+    apply_decisions,
+    evaluate_answer,
+    feedback_text,
+    format_apply_error_for_model,
+)
 from copilot.core.errors import EditApplyError, EditParseError
 
-__all__ = [*_blocks_all, "EditApplyError", "EditParseError"]
+__all__ = [
+    "APPLIED", "EDIT_TOOLS", "FORMATS", "FORMAT_LABELS", "REJECTED", "ApplyResult", "EditApplyError", "EditLimits",
+    "EditParseError", "EditVerdict", "GuardCheck", "GuardFailure", "Hunk", "HunkApplyError", "Match", "ModelAnswer",
+    "ParsedEdits", "ToolCall", "apply_decisions", "apply_hunks", "apply_to_files", "blocks_from_texts", "confine",
+    "detect_format", "evaluate_answer", "feedback_text", "format_apply_error_for_model", "hunk_preview",
+    "hunk_span", "hunks_from_texts", "is_elision", "parse_answer", "parse_edits", "resolve_path",
+]

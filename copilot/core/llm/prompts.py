@@ -62,6 +62,7 @@ class PromptContext:
     instruction: str | None = None
     run_command: str | None = None  # how the script is launched, if the track says
     instruction_from: str = "human"  # who typed the instruction: "human", or "search policy" in autonomous mode
+    edit_format: str = "search_replace"  # how the model is asked to answer (edits.FORMATS)
     max_prompt_chars: int = MAX_PROMPT_CHARS
 
 
@@ -143,10 +144,53 @@ validation routine, or the timer that measures train_time.
 - Keep the script runnable with {run}; no new dependencies, no downloads.
 - Make one focused improvement at a time; fix bugs reported in earlier attempts first.
 
-Answer format: a brief rationale (a few sentences: what you change and why it should be faster), then one \
-SEARCH/REPLACE block per change, like this:
+Answer format: a brief rationale (a few sentences: what you change and why it should be faster), then \
+{answer_format(ctx.edit_format, ctx.script_path)}"""
 
-{ctx.script_path}
+
+def answer_format(edit_format: str, path: str) -> str:
+    """How to write the edit, in the format the model is asked for."""
+    if edit_format == "udiff":
+        return f"""a unified diff of your change:
+
+```diff
+--- a/{path}
++++ b/{path}
+@@ -12,3 +12,3 @@
+ an unchanged line copied exactly from the current file
+-the line as it is now
++the line as it should be
+ another unchanged line
+```
+
+Context lines (starting with a space) must copy the current file exactly and make each hunk's place unique."""
+    if edit_format == "patch":
+        return f"""one patch in this envelope:
+
+*** Begin Patch
+*** Update File: {path}
+@@ a line just above the change, copied from the file (e.g. def get_lr(it):)
+ an unchanged line (prefixed with a space)
+-a line to remove
++a line to add
+*** End Patch
+
+Unchanged and removed lines must copy the current file exactly (same indentation). Do not delete or move files."""
+    if edit_format == "whole":
+        return f"""the complete new file, on one path line and in one fenced block:
+
+{path}
+```python
+every line of the new file, nothing left out
+```
+
+Write out every line: no '...' or '# rest unchanged' placeholders, which would delete what they stand for."""
+    if edit_format == "tools":
+        return """calls to the edit_file tool, one per change: path, old_string (copied exactly from the current \
+file, with enough neighbouring lines to occur only once) and new_string. Write the rationale as plain text."""
+    return f"""one SEARCH/REPLACE block per change, like this:
+
+{path}
 ```python
 <<<<<<< SEARCH
 lines copied exactly from the current file
@@ -158,6 +202,14 @@ the lines that replace them
 The SEARCH text must match the current file exactly (same characters, same indentation, no '...' to skip \
 lines) and match only one place: include a few unchanged neighbouring lines to make it unique. Keep blocks \
 small. Do not repeat the whole file."""
+
+
+_FORMAT_NAMES = {"search_replace": "SEARCH/REPLACE blocks", "udiff": "a unified diff", "patch": "one patch",
+                 "whole": "the complete new file", "tools": "edit_file tool calls"}
+
+
+def format_name(edit_format: str) -> str:
+    return _FORMAT_NAMES.get(edit_format, _FORMAT_NAMES["search_replace"])
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -237,12 +289,12 @@ def _files_section(ctx: PromptContext, companion_limit: int) -> str:
     return "\n\n".join(parts)
 
 
-def _instruction_section(instruction: str | None, source: str = "human") -> str:
+def _instruction_section(instruction: str | None, source: str = "human", edit_format: str = "search_replace") -> str:
     request = "Propose your next improvement."
     if instruction and instruction.strip():
         request = (f"The {source} asks: " + truncate_head(instruction.strip(), MAX_INSTRUCTION_CHARS)
                    + "\nFollow this request.")
-    return "## Your turn\n" + request + " Answer with a brief rationale, then SEARCH/REPLACE blocks."
+    return "## Your turn\n" + request + f" Answer with a brief rationale, then {format_name(edit_format)}."
 
 
 @dataclass(frozen=True)
@@ -270,7 +322,7 @@ def user_message(ctx: PromptContext, budget: _Budget = _BUDGETS[0]) -> str:
         _attempts_section(ctx.attempts, budget.attempts, budget.tail_chars),
         _feedback_section(ctx.feedback),
         _files_section(ctx, budget.companion_chars),
-        _instruction_section(ctx.instruction, ctx.instruction_from),
+        _instruction_section(ctx.instruction, ctx.instruction_from, ctx.edit_format),
     ]
     return "\n\n".join(s for s in sections if s)
 
@@ -285,7 +337,7 @@ def build_messages(ctx: PromptContext) -> list[dict[str, str]]:
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def retry_message(error_text: str) -> dict[str, str]:
+def retry_message(error_text: str, edit_format: str = "search_replace") -> dict[str, str]:
     """The user turn that sends a malformed or unappliable answer's problem back to the model."""
     error_text = truncate_head(error_text.strip(), MAX_RETRY_ERROR_CHARS)
     return {
@@ -293,6 +345,18 @@ def retry_message(error_text: str) -> dict[str, str]:
         "content": (
             f"Your last answer could not be used:\n\n{error_text}\n\n"
             "The files are unchanged, exactly as shown earlier. Answer again: a brief rationale, then "
-            "SEARCH/REPLACE blocks for all of your changes, each SEARCH copied exactly from the current file."
+            f"{format_name(edit_format)} for all of your changes, copied exactly from the current file."
+        ),
+    }
+
+
+def truncated_message(blocks: int, edit_format: str = "search_replace") -> dict[str, str]:
+    """The user turn after an answer was cut off by the token limit."""
+    kept = f"after {blocks} complete block{'s' if blocks != 1 else ''}" if blocks else "before any complete edit"
+    return {
+        "role": "user",
+        "content": (
+            f"Your last answer was cut off by the token limit {kept}, so none of it was applied. Answer again, "
+            f"shorter: a one-line rationale, then {format_name(edit_format)} for all of your changes, small ones."
         ),
     }

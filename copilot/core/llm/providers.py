@@ -19,6 +19,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Mapping, Protocol, Sequence
 from urllib.parse import urlsplit
 
+from copilot.core.edits.model import ToolCall
 from copilot.core.errors import ConfigError, ProviderError, TrackError
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,12 @@ class Completion:
     latency_s: float
     finish_reason: str | None
     usage_estimated: bool = False  # True when the endpoint reported no usage and tokens were counted roughly
+    tool_calls: tuple[ToolCall, ...] = ()
+
+    @property
+    def truncated(self) -> bool:
+        """The model stopped at the token limit: the answer is cut off."""
+        return self.finish_reason == "length"
 
 
 class Provider(Protocol):
@@ -48,7 +55,8 @@ class Provider(Protocol):
     offline: bool
 
     async def complete(
-        self, messages: list[dict[str, str]], on_delta: DeltaCallback | None = None
+        self, messages: list[dict[str, str]], on_delta: DeltaCallback | None = None, *,
+        tools: list[dict[str, Any]] | None = None, max_tokens: int | None = None,
     ) -> Completion: ...
 
 
@@ -172,12 +180,15 @@ class OpenAIProvider:
         return f"OpenAIProvider(model={self.model!r}, base_url={self.base_url!r})"
 
     # -- public ------------------------------------------------------------------------------------------
-    async def complete(self, messages: list[dict[str, str]], on_delta: DeltaCallback | None = None) -> Completion:
+    async def complete(self, messages: list[dict[str, str]], on_delta: DeltaCallback | None = None, *,
+                       tools: list[dict[str, Any]] | None = None, max_tokens: int | None = None) -> Completion:
+        """One answer; `tools` offers edit tools (OpenAI function calling), `max_tokens` overrides the limit."""
         started = time.monotonic()
         deadline = asyncio.timeout(self.deadline_s)
+        request = {"tools": tools, "max_tokens": max_tokens if max_tokens is not None else self.max_tokens}
         try:
             async with deadline:
-                return await self._with_retries(messages, on_delta, started)
+                return await self._with_retries(messages, on_delta, started, request)
         except TimeoutError:
             if not deadline.expired():
                 raise
@@ -188,7 +199,7 @@ class OpenAIProvider:
 
     # -- retries -----------------------------------------------------------------------------------------
     async def _with_retries(self, messages: list[dict[str, str]], on_delta: DeltaCallback | None,
-                            started: float) -> Completion:
+                            started: float, request: dict[str, Any]) -> Completion:
         emitted = False
 
         def forward(piece: str) -> None:
@@ -200,7 +211,7 @@ class OpenAIProvider:
         attempt = 0
         while True:
             try:
-                return await self._attempt(messages, forward, started)
+                return await self._attempt(messages, forward, started, request)
             except _Retryable as exc:
                 attempts = attempt + 1
                 if emitted:
@@ -233,23 +244,27 @@ class OpenAIProvider:
         # A float timeout works across SDK generations (httpx / httpx2); it applies per connect and per read.
         return AsyncOpenAI(api_key=self._api_key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0)
 
-    def _request_args(self, messages: list[dict[str, str]]) -> dict[str, Any]:
+    def _request_args(self, messages: list[dict[str, str]], request: dict[str, Any]) -> dict[str, Any]:
         args: dict[str, Any] = {"model": self.model, "messages": messages}
         if self.temperature is not None:
             args["temperature"] = self.temperature
-        if self.max_tokens is not None:
-            args["max_tokens"] = self.max_tokens
+        if request.get("max_tokens") is not None:
+            args["max_tokens"] = request["max_tokens"]
+        if request.get("tools"):
+            args["tools"] = request["tools"]
+            args["tool_choice"] = "auto"
         if self.stream:
             args["stream"] = True
             args["stream_options"] = {"include_usage": True}
         return args
 
-    async def _attempt(self, messages: list[dict[str, str]], on_delta: DeltaCallback, started: float) -> Completion:
+    async def _attempt(self, messages: list[dict[str, str]], on_delta: DeltaCallback, started: float,
+                       request: dict[str, Any]) -> Completion:
         import openai
 
         try:
             async with self._client() as client:
-                result = await client.chat.completions.create(**self._request_args(messages))
+                result = await client.chat.completions.create(**self._request_args(messages, request))
                 if self.stream and isinstance(result, openai.AsyncStream):
                     return await self._read_stream(result, messages, on_delta, started)
                 return self._from_whole(result, messages, on_delta, started)
@@ -300,6 +315,7 @@ class OpenAIProvider:
             model = self.model
             usage: Any = None
             chunks = 0
+            calls: dict[int, dict[str, str]] = {}
             async for chunk in stream:
                 chunks += 1
                 model = getattr(chunk, "model", None) or model
@@ -314,6 +330,10 @@ class OpenAIProvider:
                             raise ProviderError(self._too_long())
                         parts.append(piece)
                         on_delta(piece)
+                    for call in getattr(delta, "tool_calls", None) or []:
+                        size += _collect_tool_call(calls, call)
+                        if size > self.max_answer_chars:
+                            raise ProviderError(self._too_long())
                     if getattr(choice, "finish_reason", None):
                         finish = choice.finish_reason
         finally:
@@ -329,7 +349,7 @@ class OpenAIProvider:
                 f"The answer stream from {self.host} ended early, after {len(text)} characters and without a "
                 "finish reason (the connection or the server dropped it). Ask again."
             )
-        return self._completion(text, model, finish, usage, messages, started)
+        return self._completion(text, model, finish, usage, messages, started, _tool_calls(calls))
 
     def _from_whole(self, result: Any, messages: list[dict[str, str]], on_delta: DeltaCallback,
                     started: float) -> Completion:
@@ -350,12 +370,16 @@ class OpenAIProvider:
             raise ProviderError(self._too_long())
         if text:
             on_delta(text)
+        calls = {n: {"id": c.get("id") or "", "name": (c.get("function") or {}).get("name") or "",
+                     "arguments": (c.get("function") or {}).get("arguments") or ""}
+                 for n, c in enumerate(message.get("tool_calls") or [])}
         usage = data.get("usage")
         return self._completion(text, data.get("model") or self.model, choices[0].get("finish_reason"), usage,
-                                messages, started)
+                                messages, started, _tool_calls(calls))
 
     def _completion(self, text: str, model: str, finish: str | None, usage: Any,
-                    messages: list[dict[str, str]], started: float) -> Completion:
+                    messages: list[dict[str, str]], started: float,
+                    tool_calls: tuple[ToolCall, ...] = ()) -> Completion:
         prompt_tokens = _usage_field(usage, "prompt_tokens")
         completion_tokens = _usage_field(usage, "completion_tokens")
         estimated = prompt_tokens is None or completion_tokens is None
@@ -369,6 +393,7 @@ class OpenAIProvider:
         return Completion(
             text=text, model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
             cost_usd=cost, latency_s=time.monotonic() - started, finish_reason=finish, usage_estimated=estimated,
+            tool_calls=tool_calls,
         )
 
     # -- error messages ----------------------------------------------------------------------------------
@@ -426,6 +451,29 @@ class OpenAIProvider:
             f"The endpoint {self.host} rejected the request (HTTP {status}: {detail}). The prompt may be too long "
             "for the model's context; try fewer hints or another model."
         )
+
+
+def _collect_tool_call(calls: dict[int, dict[str, str]], delta: Any) -> int:
+    """Fold one streamed tool-call delta into `calls` (by index); returns the characters it added."""
+    index = int(getattr(delta, "index", 0) or 0)
+    entry = calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
+    if getattr(delta, "id", None):
+        entry["id"] = delta.id
+    function = getattr(delta, "function", None)
+    added = 0
+    if function is not None:
+        if getattr(function, "name", None):
+            entry["name"] += function.name
+            added += len(function.name)
+        if getattr(function, "arguments", None):
+            entry["arguments"] += function.arguments
+            added += len(function.arguments)
+    return added
+
+
+def _tool_calls(calls: dict[int, dict[str, str]]) -> tuple[ToolCall, ...]:
+    return tuple(ToolCall(name=c["name"], arguments=c["arguments"], id=c["id"] or None)
+                 for _, c in sorted(calls.items()))
 
 
 def _usage_field(usage: Any, key: str) -> int | None:
@@ -510,7 +558,9 @@ class OracleProvider:
         pick = with_code or later  # an unsynced ladder knows no code yet; complete() then says what to do
         return min(r.number for r in pick) if pick else None
 
-    async def complete(self, messages: list[dict[str, str]], on_delta: DeltaCallback | None = None) -> Completion:
+    async def complete(self, messages: list[dict[str, str]], on_delta: DeltaCallback | None = None, *,
+                       tools: list[dict[str, Any]] | None = None, max_tokens: int | None = None) -> Completion:
+        del tools, max_tokens  # the oracle always answers in SEARCH/REPLACE blocks, complete
         started = time.monotonic()
         text = self.answer_for(self._current(messages))
         await _stream_text(text, on_delta, self.chunk_chars, self.chunk_delay_s)
@@ -600,13 +650,13 @@ def _safe_rationale(hint: str, limit: int = 2_000) -> str:
 
 
 class ReplayProvider:
-    """Answers recorded in a session, in order; for deterministic replays and tests."""
+    """Answers recorded in a session, in order (text, tool calls, finish reason); for replays and tests."""
 
     name = "replay"
     offline = True
 
-    def __init__(self, answers: Sequence[str], model: str = "replay", *, chunk_chars: int = 160) -> None:
-        self.answers = list(answers)
+    def __init__(self, answers: Sequence[str | Completion], model: str = "replay", *, chunk_chars: int = 160) -> None:
+        self.answers = [a if isinstance(a, Completion) else _recorded(a) for a in answers]
         self.model = model
         self.chunk_chars = max(1, chunk_chars)
         self._next = 0
@@ -621,25 +671,35 @@ class ReplayProvider:
                 continue
             raw = event.get("raw_text")
             if isinstance(raw, str):
-                answers.append(raw)
+                calls = tuple(ToolCall(name=str(c.get("name", "")), arguments=str(c.get("arguments", "")))
+                              for c in event.get("tool_calls") or [] if isinstance(c, Mapping))
+                answers.append(_recorded(raw, calls, event.get("finish_reason") or "stop"))
         return cls(answers, model=model)
 
     @property
     def remaining(self) -> int:
         return len(self.answers) - self._next
 
-    async def complete(self, messages: list[dict[str, str]], on_delta: DeltaCallback | None = None) -> Completion:
+    async def complete(self, messages: list[dict[str, str]], on_delta: DeltaCallback | None = None, *,
+                       tools: list[dict[str, Any]] | None = None, max_tokens: int | None = None) -> Completion:
+        del tools, max_tokens  # a replay answers what was recorded
         started = time.monotonic()
         if self._next >= len(self.answers):
             raise ProviderError(
                 f"The replay has no recorded answer left (it held {len(self.answers)}). The session asks for more "
                 "suggestions than the recording had; continue with --provider oracle or openai."
             )
-        text = self.answers[self._next]
+        recorded = self.answers[self._next]
         self._next += 1
-        await _stream_text(text, on_delta, self.chunk_chars, 0.0)
-        return Completion(text=text, model=self.model, prompt_tokens=0, completion_tokens=0, cost_usd=0.0,
-                          latency_s=time.monotonic() - started, finish_reason="stop")
+        await _stream_text(recorded.text, on_delta, self.chunk_chars, 0.0)
+        return Completion(text=recorded.text, model=self.model, prompt_tokens=0, completion_tokens=0, cost_usd=0.0,
+                          latency_s=time.monotonic() - started, finish_reason=recorded.finish_reason,
+                          tool_calls=recorded.tool_calls)
+
+
+def _recorded(text: str, tool_calls: tuple[ToolCall, ...] = (), finish_reason: str | None = "stop") -> Completion:
+    return Completion(text=text, model="replay", prompt_tokens=0, completion_tokens=0, cost_usd=0.0, latency_s=0.0,
+                      finish_reason=finish_reason, tool_calls=tool_calls)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -660,6 +720,7 @@ def build_provider(
     prices: Mapping[str, tuple[float, float]] | None,
     track: Any,
     record: int,
+    max_tokens: int | None = None,
 ) -> Provider:
     """"auto" = openai when an API key is set, else the offline oracle. "openai" without a key needs a base URL
     (a local server); without either it raises ProviderError saying what to set."""
@@ -670,7 +731,7 @@ def build_provider(
         return OracleProvider(track, record)
     if choice == "openai":
         return OpenAIProvider(model=model, api_key=api_key, base_url=base_url, timeout_s=timeout_s,
-                              deadline_s=deadline_s, max_retries=max_retries, prices=prices)
+                              deadline_s=deadline_s, max_retries=max_retries, prices=prices, max_tokens=max_tokens)
     if choice == "replay":
         raise ConfigError("The replay provider answers from a recorded session: use `speedcopilot replay`.")
     raise ConfigError(f"Unknown provider {name!r}; choose one of: {', '.join(PROVIDER_NAMES)}.")

@@ -1,8 +1,13 @@
-"""Ask a provider for a suggestion, and send malformed or unappliable answers back to it (bounded retries).
+"""Ask a provider for a suggestion, and send unusable answers back to it (bounded retries).
 
-Each answer is parsed (`edits.parse_edits`) and dry-run against the current files (`edits.apply_to_files`);
-nothing is written. On a parse or apply error, the answer and a `prompts.retry_message` explaining the problem
-are appended to the conversation and the provider is asked again, at most `max_retries` times.
+Each answer goes through the one edit verdict (`edits.evaluate_answer`: parse in any format, apply all or
+nothing, check what would be written, confine paths, run the guard); nothing is written. On a rejected answer,
+the answer and a message explaining the problem are appended to the conversation and the provider is asked
+again, at most `max_retries` times.
+
+An answer cut off by the token limit (`finish_reason == "length"`) is never applied automatically: with
+`allow_truncated=False` (autonomous mode) it is asked again with a doubled output limit and a request to be
+shorter; with `allow_truncated=True` (a human reviews) its complete blocks are returned, marked truncated.
 
 Offline providers (oracle, replay) are deterministic or a fixed sequence, so they are never asked again: a
 retry would give the same answer, or consume the recorded answer meant for the next suggestion.
@@ -14,22 +19,36 @@ Failures carry the usage of every attempt as attributes (`prompt_tokens`, `compl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from copilot.core import edits
-from copilot.core.llm import prompts
+from copilot.core.edits import EditLimits, EditVerdict, GuardCheck, ModelAnswer
 from copilot.core.errors import EditApplyError, EditParseError, ProviderError
+from copilot.core.llm import prompts
 from copilot.core.llm.providers import Completion, Provider
 
 RETRY_NOTICE = "\n\n[the answer could not be applied; asking the model again]\n\n"
+MAX_TOKENS_CEILING = 65_536
 
 
 @dataclass
 class SuggestionResult:
-    parsed: edits.ParsedEdits
+    verdict: EditVerdict
     raw_text: str
     completions: list[Completion] = field(default_factory=list)  # every attempt, the usable one last
     errors: list[str] = field(default_factory=list)  # the error texts sent back to the model
+    edit_format: str = "search_replace"  # what the model was asked for
+
+    @property
+    def parsed(self) -> edits.ParsedEdits:
+        v = self.verdict
+        return edits.ParsedEdits(rationale=v.rationale, hunks=v.hunks, format=v.format or "", truncated=v.truncated,
+                                 dropped=v.dropped)
+
+    @property
+    def last(self) -> Completion:
+        return self.completions[-1]
 
     @property
     def attempts(self) -> int:
@@ -57,13 +76,6 @@ def _total_cost(completions: list[Completion]) -> float | None:
     return sum(known) if known else None
 
 
-def feedback_for(error: EditParseError | EditApplyError) -> str:
-    """The text that goes back to the model for a parse or apply error."""
-    if isinstance(error, EditApplyError):
-        return edits.format_apply_error_for_model(error)
-    return str(error)
-
-
 def _attach(exc: BaseException, completions: list[Completion], errors: list[str], raw_text: str | None) -> None:
     exc.completions = list(completions)  # type: ignore[attr-defined]
     exc.errors = list(errors)  # type: ignore[attr-defined]
@@ -72,61 +84,107 @@ def _attach(exc: BaseException, completions: list[Completion], errors: list[str]
     exc.completion_tokens = sum(c.completion_tokens for c in completions)  # type: ignore[attr-defined]
     exc.cost_usd = _total_cost(completions)  # type: ignore[attr-defined]
     exc.latency_s = sum(c.latency_s for c in completions)  # type: ignore[attr-defined]
+    exc.finish_reason = completions[-1].finish_reason if completions else None  # type: ignore[attr-defined]
 
 
-def _check(text: str, files: Mapping[str, str], default_path: str) -> edits.ParsedEdits:
-    parsed = edits.parse_edits(text, default_path)
-    edits.apply_to_files(files, parsed.hunks)  # dry run: raises EditApplyError, writes nothing
-    return parsed
+def answer_of(completion: Completion) -> ModelAnswer:
+    return ModelAnswer(completion.text, completion.tool_calls, completion.finish_reason)
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """What the verdict needs besides the answer: the files, where they live, the format asked for, limits and
+    the guard's base."""
+
+    files: Mapping[str, str]
+    default_path: str
+    edit_format: str = "search_replace"
+    root: Path | None = None
+    limits: EditLimits = field(default_factory=EditLimits)
+    guard: GuardCheck | None = None
+
+    def verdict(self, completion: Completion) -> EditVerdict:
+        return edits.evaluate_answer(answer_of(completion), self.files, default_path=self.default_path,
+                                     preferred=self.edit_format, root=self.root, limits=self.limits,
+                                     guard=self.guard)
 
 
 async def request_suggestion(
     provider: Provider,
     messages: list[dict[str, str]],
-    files: Mapping[str, str],
-    default_path: str,
+    files: Mapping[str, str] | EditRequest,
+    default_path: str | None = None,
     max_retries: int = 2,
     on_delta: Callable[[str], None] | None = None,
+    *,
+    allow_truncated: bool = True,
 ) -> SuggestionResult:
+    request = files if isinstance(files, EditRequest) else EditRequest(files, default_path or "train_gpt.py")
     conversation = list(messages)
     completions: list[Completion] = []
     errors: list[str] = []
     retries = 0 if getattr(provider, "offline", False) else max(0, max_retries)
-    last: EditParseError | EditApplyError | None = None
+    tools = edits.EDIT_TOOLS if request.edit_format == "tools" else None
+    max_tokens: int | None = None
+    last: EditVerdict | None = None
     for attempt in range(retries + 1):
         if attempt and on_delta is not None:
             on_delta(RETRY_NOTICE)
         try:
-            completion = await provider.complete(conversation, on_delta=on_delta)
+            completion = await provider.complete(conversation, on_delta=on_delta, tools=tools, max_tokens=max_tokens)
         except ProviderError as exc:
             _attach(exc, completions, errors, completions[-1].text if completions else None)
             raise
         completions.append(completion)
-        try:
-            parsed = _check(completion.text, files, default_path)
-        except (EditParseError, EditApplyError) as exc:
-            last = exc
-            if attempt == retries:
-                break
-            feedback = feedback_for(exc)
+        verdict = request.verdict(completion)
+        usable = verdict.ok and (allow_truncated or not verdict.truncated)
+        if usable:
+            return SuggestionResult(verdict=verdict, raw_text=completion.text, completions=completions,
+                                    errors=errors, edit_format=request.edit_format)
+        last = verdict
+        if attempt == retries:
+            break
+        conversation.append({"role": "assistant", "content": completion.text or "(tool calls)"})
+        if verdict.truncated:
+            errors.append(f"cut off by the token limit after {len(verdict.hunks)} complete block(s)")
+            conversation.append(prompts.truncated_message(len(verdict.hunks), request.edit_format))
+            max_tokens = _larger_limit(provider, max_tokens)
+        else:
+            feedback = verdict.feedback_for_model(request.edit_format)
             errors.append(feedback)
-            conversation += [{"role": "assistant", "content": completion.text}, prompts.retry_message(feedback)]
-            continue
-        return SuggestionResult(parsed=parsed, raw_text=completion.text, completions=completions, errors=errors)
+            conversation.append(prompts.retry_message(feedback, request.edit_format))
 
     assert last is not None
     raw_text = completions[-1].text
-    _relabel(last, provider, len(completions), raw_text)
-    _attach(last, completions, errors, raw_text)
-    raise last
+    error = _failure(last, provider, len(completions), raw_text)
+    _attach(error, completions, errors, raw_text)
+    raise error
 
 
-def _relabel(exc: Exception, provider: Any, attempts: int, raw_text: str) -> None:
-    """Say in the message that the retries are used up (or, for offline providers, what they answered)."""
-    message = str(exc)
-    if getattr(provider, "offline", False) and isinstance(exc, EditParseError):
-        said = " ".join(raw_text.split())[:400]
+def _larger_limit(provider: Any, current: int | None) -> int | None:
+    base = current if current is not None else getattr(provider, "max_tokens", None)
+    return min(MAX_TOKENS_CEILING, base * 2) if base else None
+
+
+def _failure(verdict: EditVerdict, provider: Any, attempts: int, raw_text: str) -> EditParseError | EditApplyError:
+    """The error to raise when no attempt was usable, saying that the retries are used up (or, for offline
+    providers, what they answered)."""
+    message = verdict.error or "the answer could not be used"
+    if verdict.ok and verdict.truncated:
+        message = (f"The answer was cut off by the token limit (after {len(verdict.hunks)} complete block(s)); "
+                   "a cut-off answer is never applied automatically. Raise max_tokens or ask for a smaller change.")
+    if getattr(provider, "offline", False) and verdict.error_kind == "parse":
+        said = " ".join((raw_text or "").split())[:400]
         message = f"{getattr(provider, 'label', 'the offline provider')} proposed no edit: {said}"
     elif attempts > 1:
         message = f"The model's answer could not be used after {attempts} attempts. Last problem: {message}"
-    exc.args = (message,)
+    error: EditParseError | EditApplyError = (EditParseError(message) if verdict.error_kind == "parse"
+                                              else EditApplyError(message))
+    error.verdict = verdict  # type: ignore[attr-defined]
+    return error
+
+
+def feedback_for(error: EditParseError | EditApplyError) -> str:
+    """The text that goes back to the model for a parse or apply error."""
+    kind = "apply" if isinstance(error, EditApplyError) else "parse"
+    return edits.feedback_text(str(error), kind)

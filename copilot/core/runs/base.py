@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from copilot.core.errors import RunError
+from copilot.core.runs.crash import crash_summary
 from copilot.core.runs.logparse import LogParser
 from copilot.core.runs.metrics import MetricPoint, time_to_target_ms
 
@@ -80,6 +81,7 @@ class RunResult:
     error_tail: list[str] = field(default_factory=list)
     peak_memory_mib: int | None = None
     timer_gap: float | None = None  # wall time / script train time; < 1 means the script's timer ran fast
+    error_summary: str | None = None  # one readable line for a crash: rank, exception, message, script:line
 
     @property
     def timer_suspect(self) -> bool:
@@ -238,16 +240,30 @@ def classify(
 
 
 def error_tail(lines: Iterable[str], outcome: Outcome) -> list[str]:
-    """The lines worth showing for an outcome: from the last traceback on for a crash, else the last few."""
+    """The lines worth showing for an outcome. For a crash: the failing worker's own traceback (under
+    torchrun: the root-cause rank's, prefixes removed, not torchrun's ChildFailedError wrapper), else from
+    the last traceback on; for other endings the last few lines."""
     if outcome in (Outcome.REACHED_TARGET, Outcome.ABOVE_TARGET):
         return []
     lines = list(lines)
     if outcome is Outcome.CRASHED:
+        crash = crash_summary(lines)
+        torchrun = crash is not None and (crash.rank is not None or crash.root_cause is not None)
+        if torchrun and crash is not None and crash.traceback:
+            return crash.traceback[-ERROR_TAIL_LINES:]
         for index in range(len(lines) - 1, -1, -1):
             if "Traceback (most recent call last)" in lines[index]:
                 return lines[index:][-ERROR_TAIL_LINES:]
         return lines[-ERROR_TAIL_LINES // 2 :]
     return lines[-SHORT_TAIL_LINES:]
+
+
+def error_summary(lines: Iterable[str], outcome: Outcome) -> str | None:
+    """The one-line cause of a crash (see runs.crash), or None for other outcomes or when none shows."""
+    if outcome is not Outcome.CRASHED:
+        return None
+    crash = crash_summary(list(lines))
+    return crash.headline() if crash is not None else None
 
 
 def reached_target(points: Iterable[MetricPoint], target: float) -> bool:
@@ -281,6 +297,7 @@ def summarize(
         exit_code=exit_code,
         steps=parser.points[-1].step if parser.points else None,
         error_tail=error_tail(parser.last_lines, outcome),
+        error_summary=error_summary(parser.last_lines, outcome),
         peak_memory_mib=parser.peak_memory[0] if parser.peak_memory else None,
         timer_gap=gap,
     )

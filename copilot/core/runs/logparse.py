@@ -40,7 +40,7 @@ _LLMC = re.compile(r"s:(\d+)\s+(trl|tel):(\S+)")
 _PEAK_NEW = re.compile(r"peak memory allocated:\s*(\d+)\s*MiB\s+reserved:\s*(\d+)\s*MiB")
 _PEAK_OLD = re.compile(r"peak memory consumption:\s*(\d+)\s*MiB")
 
-DEFAULT_MAX_LINES = 200
+DEFAULT_MAX_LINES = 600  # room for a traceback per rank of an 8-GPU torchrun crash
 
 
 def _num(text: str) -> float | None:

@@ -12,7 +12,7 @@ import secrets
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -66,6 +66,8 @@ class SessionOptions:
     run_timeout_s: float | None = None
     budget: dict[str, Any] | None = None
     runner_url: str = "local"  # local | ssh://…; recorded so a resume re-attaches through the same runner
+    edit_format: str = "search_replace"  # how the model is asked to write edits (edits.FORMATS)
+    edit_limits: edits.EditLimits = field(default_factory=edits.EditLimits)
 
 
 def new_session_id() -> str:
@@ -143,6 +145,7 @@ class Session:
             message=f"{track.name} record {record}: {info.name}",
             trailers={"Provenance": "start", "Track": track.name, "Record": str(record)},
         )
+        track.prepare_workdir(workspace.path)
         log = EventLog(session_dir)
         log.open()
         state = SessionState()
@@ -212,6 +215,8 @@ class Session:
                 run_timeout_s=base.run_timeout_s,
                 budget=started.get("budget"),
                 runner_url=started.get("runner_url", "local"),
+                edit_format=base.edit_format,
+                edit_limits=base.edit_limits,
             )
         session = cls(session_dir, log, state, workspace, track, provider, runner or _local_runner(), base)
         log.append(
@@ -245,18 +250,22 @@ class Session:
         from copilot.core.llm import prompts, suggest
 
         suggestion_id = f"s{len(self.state.suggestions) + 1}"
-        self.log.append("suggestion_requested", suggestion_id=suggestion_id, instruction=instruction)
+        self.log.append("suggestion_requested", suggestion_id=suggestion_id, instruction=instruction,
+                        edit_format=self.options.edit_format)
         files = self.workspace.tracked_files()
+        request = suggest.EditRequest(files, self.track.script_name, edit_format=self.options.edit_format,
+                                      root=self.workspace.path, limits=self.options.edit_limits,
+                                      guard=self._guard_check())
         messages = prompts.build_messages(self._prompt_context(files, instruction, attempts))
         started = time.monotonic()
         try:
             result = await suggest.request_suggestion(
                 self.provider,
                 messages,
-                files,
-                default_path=self.track.script_name,
+                request,
                 max_retries=self.options.edit_retries,
                 on_delta=on_delta,
+                allow_truncated=self.state.mode != "auto",  # a human reviews a cut-off answer; a policy never
             )
         except (ProviderError, EditParseError, EditApplyError) as exc:
             usage = _usage_of(exc)
@@ -277,15 +286,19 @@ class Session:
                 error_kind=type(exc).__name__,
             )
             raise
+        verdict = result.verdict
         self.log.append(
             "suggestion_received",
             suggestion_id=suggestion_id,
-            rationale=result.parsed.rationale,
-            hunks=[
-                {"index": h.index, "path": h.path, "search": h.search, "replace": h.replace}
-                for h in result.parsed.hunks
-            ],
+            rationale=verdict.rationale,
+            hunks=[h.to_dict() for h in verdict.hunks],
             raw_text=result.raw_text,
+            tool_calls=[{"name": c.name, "arguments": c.arguments} for c in result.last.tool_calls],
+            format=verdict.format,
+            finish_reason=result.last.finish_reason,
+            truncated=verdict.truncated,
+            dropped_blocks=verdict.dropped,
+            guard=_guard_fields(verdict.guard),
             prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
             cost_usd=result.cost_usd,
@@ -315,13 +328,12 @@ class Session:
             self.workspace.require_clean()
             hunks = [self._hunk(suggestion_id, d.index, d.edited_replace if d.action == "edit" else None)
                      for d in sorted(chosen, key=lambda d: d.index)]
-            current = self.workspace.tracked_files()
-            try:
-                updated = edits.apply_to_files(current, hunks)
-            except EditApplyError as exc:
-                self.log.append("error", message=str(exc), suggestion_id=suggestion_id, where="decide")
-                raise
-            new_files = {k: v for k, v in updated.items() if current.get(k) != v}
+            verdict = edits.apply_decisions(self.workspace.tracked_files(), hunks, rationale=view.rationale,
+                                            root=self.workspace.path, limits=self.options.edit_limits)
+            if not verdict.ok:
+                self.log.append("error", message=verdict.error, suggestion_id=suggestion_id, where="decide")
+                raise EditApplyError(verdict.error or "the accepted hunks do not apply")
+            new_files = dict(verdict.changed)
         for d in decisions:
             self.log.append(
                 "hunk_decided",
@@ -408,6 +420,7 @@ class Session:
     def start_run(self, allow_guard_findings: bool = True) -> RunView:
         from copilot.core import runs
 
+        self.track.prepare_workdir(self.workspace.path)
         self.workspace.require_clean()
         commit = self.workspace.head_sha()
         self._guard(commit, allow_guard_findings)
@@ -567,6 +580,15 @@ class Session:
         if head != self.state.head or branch != self.state.branch:
             self.log.append("branch_switched", sha=head, branch=branch, reason="resumed at the workspace's HEAD")
 
+    def _guard_check(self) -> edits.GuardCheck:
+        """What the guard compares a candidate with: the record's script as the session started."""
+        start = self.state.start_commit or self.workspace.head_sha()
+        try:
+            base = self.workspace.read(self.track.script_name, start)
+        except Exception:  # a workspace without the script at its start commit (an external clone)
+            base = ""
+        return edits.GuardCheck(base=base, path=self.track.script_name, track=self.track.name)
+
     def _guard(self, commit: str, allow_findings: bool) -> None:
         try:
             from copilot.core.edits import guard
@@ -605,6 +627,7 @@ class Session:
             feedback=self._last_feedback(),
             instruction=instruction,
             instruction_from="search policy" if self.state.mode == "auto" else "human",
+            edit_format=self.options.edit_format,
         )
 
     def _attempts(self) -> list[Any]:
@@ -649,7 +672,7 @@ class Session:
         for h in view.hunks:
             if h.index == index:
                 return edits.Hunk(index=h.index, path=h.path, search=h.search,
-                                  replace=h.replace if replace is None else replace)
+                                  replace=h.replace if replace is None else replace, mode=h.mode, anchor=h.anchor)
         raise SpeedcopilotError(f"suggestion {suggestion_id} has no hunk {index}")
 
 
@@ -724,5 +747,16 @@ def _subject_from(rationale: str) -> str:
     return ""
 
 
+def _guard_fields(report: Any) -> dict[str, Any] | None:
+    """A guard report as event fields (None when the guard did not run)."""
+    if report is None:
+        return None
+    return {"blocking": bool(report.blocking), "summary": report.summary(),
+            "findings": [_finding_dict(f) for f in getattr(report, "findings", [])]}
+
+
 def _finding_dict(finding: Any) -> dict[str, Any]:
-    return {k: getattr(finding, k) for k in ("kind", "line", "text", "severity") if hasattr(finding, k)}
+    if hasattr(finding, "to_dict"):
+        return finding.to_dict()
+    keys = ("rule", "kind", "line", "text", "severity", "where", "reason", "why")
+    return {k: getattr(finding, k) for k in keys if hasattr(finding, k)}

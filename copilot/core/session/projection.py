@@ -23,6 +23,8 @@ class HunkView:
     edited_replace: str | None = None
     feedback: str | None = None
     decision_time_s: float | None = None
+    mode: str = "replace"  # replace | create | append | insert_after (edits.HUNK_MODES)
+    anchor: str | None = None
 
     @property
     def effective_replace(self) -> str:
@@ -44,6 +46,11 @@ class SuggestionView:
     requested_at: float | None = None
     received_at: float | None = None
     commit: str | None = None
+    format: str | None = None  # the format the answer was written in
+    finish_reason: str | None = None
+    truncated: bool = False  # cut off by the token limit: only its complete blocks are here
+    dropped_blocks: int = 0
+    guard: dict[str, Any] | None = None  # the guard's report on the suggestion's result (blocking, findings)
 
     @property
     def undecided(self) -> list[HunkView]:
@@ -202,9 +209,15 @@ def _suggestion_received(state: SessionState, e: Event) -> None:
     view.status = "received"
     view.rationale = e.get("rationale", "")
     view.hunks = [
-        HunkView(index=h["index"], path=h["path"], search=h["search"], replace=h["replace"])
+        HunkView(index=h["index"], path=h["path"], search=h["search"], replace=h["replace"],
+                 mode=h.get("mode") or ("create" if not h["search"] else "replace"), anchor=h.get("anchor"))
         for h in e.get("hunks", [])
     ]
+    view.format = e.get("format")
+    view.finish_reason = e.get("finish_reason")
+    view.truncated = bool(e.get("truncated", False))
+    view.dropped_blocks = int(e.get("dropped_blocks", 0) or 0)
+    view.guard = e.get("guard")
     view.prompt_tokens = int(e.get("prompt_tokens", 0) or 0)
     view.completion_tokens = int(e.get("completion_tokens", 0) or 0)
     view.cost_usd = e.get("cost_usd")

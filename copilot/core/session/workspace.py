@@ -14,6 +14,7 @@ from typing import Callable, Mapping
 
 import git
 
+from copilot.core.edits.paths import confine
 from copilot.core.errors import WorkspaceError
 
 MAIN_BRANCH = "main"
@@ -130,7 +131,8 @@ class Workspace:
     def commit_files(self, files: Mapping[str, str], message: str, trailers: Mapping[str, str]) -> str:
         """Write files and commit them as one change. Refuses on a dirty tree, never half-writes."""
         self.require_clean()
-        originals = {name: (self.path / name).read_text() if (self.path / name).exists() else None for name in files}
+        targets = {name: confine(self.path, name) for name in files}  # before anything is touched
+        originals = {name: path.read_text() if path.exists() else None for name, path in targets.items()}
         try:
             self._write_files(files)
             self.repo.index.add(sorted(files))
@@ -218,13 +220,13 @@ class Workspace:
     # -- internals --------------------------------------------------------------------------
     def _write_files(self, files: Mapping[str, str]) -> None:
         for name, text in files.items():
-            target = self.path / name
+            target = confine(self.path, name)  # defence in depth: the parser checked the path already
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text)
 
     def _restore(self, originals: Mapping[str, str | None]) -> None:
         for name, text in originals.items():
-            target = self.path / name
+            target = confine(self.path, name)
             if text is None:
                 target.unlink(missing_ok=True)
             else:

@@ -52,6 +52,11 @@ class Track(Protocol):
         """Hint for the transition number -> number+1 at level 1..3, or None if none exists."""
         ...
 
+    def prepare_workdir(self, workdir: Path) -> None:
+        """Make a workspace ready to run: what the scripts expect beside them (data links), kept out of git.
+        Called when the workspace is created and before each run; must be idempotent."""
+        ...
+
     def launch_command(self, workdir: Path, gpus: int) -> list[str]:
         """The command that trains the workspace's script (run with cwd=workdir)."""
         ...

@@ -129,6 +129,9 @@ class MicroTrack:
         except FileNotFoundError:
             return None
 
+    def prepare_workdir(self, workdir: Path) -> None:
+        del workdir  # the micro scripts find their data through SPEEDCOPILOT_MICRO_DATA
+
     def launch_command(self, workdir: Path, gpus: int) -> list[str]:
         del workdir, gpus  # CPU track: one process, run with cwd=workdir
         return [sys.executable, self.script_name]

@@ -17,13 +17,13 @@ from pathlib import Path
 
 from copilot.core.errors import TrackError
 from copilot.core.runs.metrics import MetricPoint
+from copilot.core.tracks import nanogpt_data
 from copilot.core.tracks import nanogpt_sync as sync
 from copilot.core.tracks.base import RecordInfo
+from copilot.core.tracks.nanogpt_data import SHARD_DIR, VAL_TOKENS
 from copilot.resources import records_dir
 
 VALID_GPUS = (1, 2, 4, 8)
-VAL_TOKENS = 10_485_760
-SHARD_DIR = "data/fineweb10B"  # relative to DATA_PATH, as upstream's scripts join it
 MACHINE = "8×H100"
 FOLDED_OUT = 7  # a pure PyTorch upgrade; the benchmark folds it out
 BENCHMARK_LAST = 21
@@ -40,12 +40,19 @@ class BenchmarkTask:
     to_time_s: float | None  # t_{i+1}
 
     @property
+    def start_record(self) -> int:
+        """The record whose code the task starts from. The same as from_record, except for task 7 (#6 → #8):
+        it starts from record 7, which is record 6's code on the newer PyTorch (the benchmark's template)."""
+        return self.task_id
+
+    @property
     def hint_folder(self) -> str:
-        """The benchmark's hint folder name for this task (record_<task_id>)."""
-        return f"record_{self.task_id}"
+        """The benchmark's hint folder for this task: record_<N> holds the hints for #N → #N+1, so task 7 uses
+        record_7 (untied head), not record_6 (the PyTorch upgrade the paper folds out)."""
+        return f"record_{self.start_record}"
 
     def to_dict(self) -> dict[str, object]:
-        return {**asdict(self), "hint_folder": self.hint_folder}
+        return {**asdict(self), "start_record": self.start_record, "hint_folder": self.hint_folder}
 
 
 @dataclass(frozen=True)
@@ -80,12 +87,12 @@ class NanoGPTTrack:
     min_hang_timeout_s = 1200.0  # a first run compiles silently for ~7 minutes before any line
 
     def __init__(self, cache_dir: Path | None = None, hints_dir: Path | None = None,
-                 data_dir: Path | None = None) -> None:
+                 data_dir: Path | None = None, catalogue_file: Path | None = None) -> None:
         self.cache_dir = cache_dir  # the speedcopilot cache root (None: platform default)
         self.hints_dir = hints_dir
         root = cache_dir or sync.default_cache_root()
         self.data_root = (data_dir or root / "data") / "nanogpt"  # DATA_PATH; shards in <data_root>/data/fineweb10B
-        self._catalogue = load_catalogue()
+        self._catalogue = load_catalogue(catalogue_file)
         self.target_val_loss = float(self._catalogue.get("target_val_loss", 3.28))  # type: ignore[arg-type]
         self._index: sync.SyncIndex | None = None
         self._index_mtime: float | None = None
@@ -187,11 +194,20 @@ class NanoGPTTrack:
                 raise TrackError(f"{path} is missing ({exc}); run `speedcopilot records sync` again") from exc
         return files
 
+    def hints_root(self) -> Path | None:
+        """Where hint files are read (benchmark layout record_<n>/level_<level>_*.txt): --hints-dir if given,
+        else the hints `records sync --benchmark` copied into the cache; None when neither exists. We ship none."""
+        if self.hints_dir is not None:
+            return Path(self.hints_dir)
+        index = self.index()
+        return Path(index.hints_dir) if index is not None and index.hints_dir else None
+
     def hint(self, number: int, level: int) -> str | None:
-        """A user-supplied hint (benchmark layout: <hints_dir>/record_<n>/level_<level>_*.txt); we ship none."""
-        if self.hints_dir is None or level not in (1, 2, 3):
+        """The hint for number → number+1 at level 1..3 (record_<number>/level_<level>_*.txt), or None."""
+        root = self.hints_root()
+        if root is None or level not in (1, 2, 3):
             return None
-        matches = sorted((Path(self.hints_dir) / f"record_{number}").glob(f"level_{level}_*.txt"))
+        matches = sorted((root / f"record_{number}").glob(f"level_{level}_*.txt"))
         for path in matches:
             try:
                 return path.read_text(encoding="utf-8")
@@ -199,7 +215,17 @@ class NanoGPTTrack:
                 continue
         return None
 
+    def code_source(self, number: int) -> str | None:
+        """Where the record's code came from (upstream log/script, or the benchmark's template)."""
+        index = self.index()
+        rec = index.primary(number) if index else None
+        return rec.code_source if rec is not None else None
+
     # -- runs -------------------------------------------------------------------------------------------
+    def prepare_workdir(self, workdir: Path) -> None:
+        """Lay out the data every era of script expects in a workspace (links only, excluded from git)."""
+        nanogpt_data.prepare_workdir(Path(workdir), self.data_root)
+
     def launch_command(self, workdir: Path, gpus: int) -> list[str]:
         if gpus not in VALID_GPUS:
             raise TrackError(f"nanogpt runs on 1, 2, 4 or 8 GPUs (the scripts need 8 % world_size == 0), not {gpus}")
@@ -229,7 +255,11 @@ class NanoGPTTrack:
     # -- data -------------------------------------------------------------------------------------------
     def data_ready(self) -> bool:
         shards = self.data_root / SHARD_DIR
-        return any(shards.glob("fineweb_val_*.bin")) and any(shards.glob("fineweb_train_*.bin"))
+        return any(shards.glob(nanogpt_data.VAL_GLOB)) and any(shards.glob(nanogpt_data.TRAIN_GLOB))
+
+    def prepare_synthetic_data(self, train_tokens: int = 40_000_000, train_shards: int = 2) -> nanogpt_data.SyntheticInfo:
+        """Small shards in the upstream format, offline: for smoke tests, never for records."""
+        return nanogpt_data.write_synthetic_shards(self.data_root, train_tokens=train_tokens, train_shards=train_shards)
 
     def prepare_data(self, shards: int, progress: sync.Progress = None) -> Path:
         index = self._require_index()

@@ -6,6 +6,7 @@ Layout under the cache root (default: platformdirs user cache dir of "speedcopil
     nanogpt/index.json                one entry per README row (records without code are listed, never dropped)
     nanogpt/records/<key>/train_gpt.py   the record's main script (+ companion sources, e.g. triton_kernels.py)
     nanogpt/records/<key>/record.log     the log with the code cut off (step lines, for the reference curve)
+    nanogpt/benchmark/hints/record_<n>/  hint files copied from a clone of the benchmark (records sync --benchmark)
 
 A record's code is the text of its log before the first line of 100 '=' (or between the first two such lines
 when the log starts with one); logs of recent records append companion sources under dashed header lines.
@@ -41,6 +42,17 @@ _DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})$")
 _VAL_LINE = re.compile(r"step:(\d+)/(\d+) val_loss:([0-9.]+|nan|inf)")
 _LLMC_VAL = re.compile(r"^s:(\d+) tel:([0-9.]+)", re.MULTILINE)
 _LOG_SUFFIXES = (".txt", ".log")
+_TORCH_LINE = re.compile(r"^Running pytorch (\S+)(?: compiled for CUDA (\S+))?", re.IGNORECASE | re.MULTILINE)
+_TRITON_LINE = re.compile(r"^Running Triton version (\S+)", re.IGNORECASE | re.MULTILINE)
+_PYTHON_LINE = re.compile(r"^Running Python (\d+\.\d+\.\d+)", re.MULTILINE)
+
+CODE_FROM_LOG = "upstream log"
+CODE_FROM_SCRIPT = "upstream script"
+CODE_FROM_TEMPLATE = "llm-speedrunner template"
+BENCHMARK_TEMPLATES = Path("workspace_templates") / "nanogpt_speedrun"
+BENCHMARK_HINTS = Path("data") / "nanogpt_speedrun_knowledge_in_levels"
+BENCHMARK_SCRIPT = "train_gpt2.py"
+BENCHMARK_RECORDS = range(1, 22)  # the benchmark's ladder: records 1-21
 
 
 # -- data -----------------------------------------------------------------------------------------------------
@@ -84,6 +96,14 @@ class SyncedRecord:
     steps: int | None = None
     val_loss: float | None = None
     note: str | None = None  # why there is no code, or what was picked
+    code_source: str | None = None  # CODE_FROM_LOG | CODE_FROM_SCRIPT | CODE_FROM_TEMPLATE
+    environment: dict[str, str] = field(default_factory=dict)  # what the record's log says it ran with
+    requirements: dict[str, str] = field(default_factory=dict)  # torch/triton the record needs, and the source
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> "SyncedRecord":
+        names = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in names})  # type: ignore[arg-type]
 
 
 @dataclass
@@ -95,6 +115,9 @@ class SyncIndex:
     records: list[SyncedRecord]
     stale: bool = False  # the update failed and an older clone was used
     version: int = INDEX_VERSION
+    benchmark: str | None = None  # the local clone of llm-speedrunner the last sync read, if any
+    benchmark_commit: str | None = None
+    hints_dir: str | None = None  # the benchmark's hint files, copied into the cache
 
     def by_key(self, key: str) -> SyncedRecord | None:
         return next((r for r in self.records if r.key == key), None)
@@ -107,7 +130,11 @@ class SyncIndex:
         with_code = sum(r.has_code for r in self.records)
         commit = f" at {self.commit[:8]}" if self.commit else ""
         stale = " (update failed: older clone)" if self.stale else ""
-        return f"{len(self.records)} records, {with_code} with code, from {self.upstream}{commit}{stale}"
+        text = f"{len(self.records)} records, {with_code} with code, from {self.upstream}{commit}{stale}"
+        if self.benchmark:
+            templates = sum(r.code_source == CODE_FROM_TEMPLATE for r in self.records)
+            text += f"; benchmark {self.benchmark}: {templates} template script(s), hints in {self.hints_dir}"
+        return text
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,8 +146,9 @@ class SyncIndex:
     def load(cls, path: Path) -> "SyncIndex":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            records = [SyncedRecord(**r) for r in data.pop("records")]
-            return cls(records=records, **data)
+            records = [SyncedRecord.from_dict(r) for r in data.pop("records")]
+            names = set(cls.__dataclass_fields__)
+            return cls(records=records, **{k: v for k, v in data.items() if k in names})
         except (OSError, ValueError, TypeError, KeyError) as exc:
             raise TrackError(f"The record index {path} is unreadable ({exc}); run `speedcopilot records sync` again") from exc
 
@@ -142,6 +170,10 @@ def index_path(cache_dir: Path | None = None) -> Path:
 
 def default_clone_dir(cache_dir: Path | None = None) -> Path:
     return (cache_dir or default_cache_root()) / "upstream" / "modded-nanogpt"
+
+
+def benchmark_cache_dir(cache_dir: Path | None = None) -> Path:
+    return nanogpt_cache_dir(cache_dir) / "benchmark"
 
 
 def load_index(cache_dir: Path | None = None) -> SyncIndex | None:
@@ -175,25 +207,67 @@ def parse_date(text: str) -> str | None:
 
 
 def _split_cells(line: str) -> list[str]:
-    """Split a markdown table row on '|' outside of [...] and (...)."""
+    """Split a Markdown (GFM) table row into cells.
+
+    Follows the table rules: the leading and trailing pipes are optional, `\\|` is a pipe inside a cell, and
+    pipes inside inline code spans (`` `a|b` ``) and inside link syntax (`[a|b](url)`) do not split. Cells are
+    stripped; escaped pipes come back as plain `|`.
+    """
     body = line.strip()
-    if body.startswith("|"):
-        body = body[1:]
-    if body.endswith("|"):
-        body = body[:-1]
-    cells, depth, current = [], 0, []
-    for ch in body:
-        if ch in "[(":
-            depth += 1
-        elif ch in "])" and depth:
-            depth -= 1
-        if ch == "|" and depth == 0:
+    cells: list[str] = []
+    current: list[str] = []
+    i, n = 0, len(body)
+    leading = body.startswith("|")
+    if leading:
+        i = 1
+    while i < n:
+        ch = body[i]
+        if ch == "\\" and i + 1 < n:
+            current.append("|" if body[i + 1] == "|" else body[i : i + 2])
+            i += 2
+            continue
+        if ch == "`":
+            end = _code_span_end(body, i)
+            if end is not None:
+                current.append(body[i:end].replace("\\|", "|"))
+                i = end
+                continue
+        if ch == "[":
+            link = _LINK.match(body, i)
+            if link is not None:
+                current.append(link.group(0).replace("\\|", "|"))
+                i = link.end()
+                continue
+        if ch == "|":
             cells.append("".join(current).strip())
             current = []
-        else:
-            current.append(ch)
-    cells.append("".join(current).strip())
+            i += 1
+            continue
+        current.append(ch)
+        i += 1
+    tail = "".join(current).strip()
+    if tail or not body.endswith("|"):
+        cells.append(tail)
     return cells
+
+
+def _code_span_end(text: str, start: int) -> int | None:
+    """The index after the code span opened by the backtick run at `start`, or None if it is never closed."""
+    run = len(text[start:]) - len(text[start:].lstrip("`"))
+    fence = "`" * run
+    pos = start + run
+    while True:
+        found = text.find(fence, pos)
+        if found < 0:
+            return None
+        after = found + run
+        if after < len(text) and text[after] == "`":  # a longer run is not the closing one
+            pos = after + len(text[after:]) - len(text[after:].lstrip("`"))
+            continue
+        if found > 0 and text[found - 1] == "`":
+            pos = after
+            continue
+        return after
 
 
 def _log_link(cell: str) -> str | None:
@@ -332,6 +406,47 @@ def last_val(log_text: str) -> tuple[int | None, float | None]:
     return None, None
 
 
+def log_environment(log_text: str) -> dict[str, str]:
+    """The versions a log says its run used: torch (and the CUDA it was built for), triton, python."""
+    env: dict[str, str] = {}
+    torch_line = _TORCH_LINE.search(log_text)
+    if torch_line:
+        env["torch"] = torch_line.group(1)
+        if torch_line.group(2):
+            env["cuda"] = torch_line.group(2)
+    triton_line = _TRITON_LINE.search(log_text)
+    if triton_line:
+        env["triton"] = triton_line.group(1)
+    python_line = _PYTHON_LINE.search(log_text)
+    if python_line:
+        env["python"] = python_line.group(1)
+    return env
+
+
+# What the benchmark's environments used (LS conda_envs, README: torch 2.7.1 for records 1-18 with triton 3.1
+# for 1-11 and 3.3 for 12-18; records 19-21 needed a torch nightly of early 2025).
+_BENCHMARK_ERAS = (
+    (range(1, 12), {"torch": "2.7.1", "triton": "3.1.0", "source": "the benchmark's environment for records 1-11"}),
+    (range(12, 19), {"torch": "2.7.1", "triton": "3.3.0", "source": "the benchmark's environment for records 12-18"}),
+    (range(19, 22), {"torch": "2.7.0.dev20250125", "nightly": "yes",
+                     "source": "the benchmark's environment for records 19-21 (a torch nightly)"}),
+)
+
+
+def era_requirements(number: int, environment: dict[str, str]) -> dict[str, str]:
+    """The torch/triton a record needs: the benchmark's environments for records 1-21, else what its log
+    says it ran with (later records pin their own); {} when nothing states it."""
+    for numbers, needs in _BENCHMARK_ERAS:
+        if number in numbers:
+            return dict(needs)
+    needs = {k: environment[k] for k in ("torch", "triton") if k in environment}
+    if needs:
+        needs["source"] = "the record's log"
+        if ".dev" in needs.get("torch", ""):
+            needs["nightly"] = "yes"
+    return needs
+
+
 def _to_float(text: str) -> float | None:
     try:
         return float(text)
@@ -428,8 +543,13 @@ def sync_records(
     path: Path | None = None,
     cache_dir: Path | None = None,
     progress: Progress = None,
+    benchmark: Path | None = None,
 ) -> SyncIndex:
-    """Clone or update modded-nanogpt (or use the local clone at `path`), extract every record, write the index."""
+    """Clone or update modded-nanogpt (or use the local clone at `path`), extract every record, write the index.
+
+    `benchmark` is a local clone of llm-speedrunner (see apply_benchmark); without it, the benchmark clone of
+    the previous sync is read again if it is still there."""
+    previous = _previous_benchmark(cache_dir)
     if path is not None:
         clone_dir, stale = Path(path).expanduser().resolve(), False
         if not (clone_dir / "README.md").is_file():
@@ -461,9 +581,88 @@ def sync_records(
         records=records,
         stale=stale,
     )
+    benchmark = benchmark if benchmark is not None else previous
+    if benchmark is not None:
+        return apply_benchmark(index, benchmark, cache_dir, progress)
     index.save(index_path(cache_dir))
     _say(progress, f"{index.summary()}, index at {index_path(cache_dir)}", 1.0)
     return index
+
+
+def _previous_benchmark(cache_dir: Path | None) -> Path | None:
+    try:
+        old = load_index(cache_dir)
+    except TrackError:
+        return None
+    if old is None or not old.benchmark or not Path(old.benchmark).is_dir():
+        return None
+    return Path(old.benchmark)
+
+
+# -- the benchmark (facebookresearch/llm-speedrunner) --------------------------------------------------------
+
+
+def check_benchmark_clone(path: Path) -> Path:
+    """The resolved clone, or TrackError naming what is missing."""
+    root = Path(path).expanduser().resolve()
+    templates, hints = root / BENCHMARK_TEMPLATES, root / BENCHMARK_HINTS
+    missing = [str(p.relative_to(root)) for p in (templates, hints) if not p.is_dir()]
+    if missing:
+        raise TrackError(
+            f"{root} does not look like a clone of facebookresearch/llm-speedrunner (no {', '.join(missing)}); "
+            "pass --benchmark the folder of such a clone"
+        )
+    return root
+
+
+def apply_benchmark(index: SyncIndex, benchmark: Path, cache_dir: Path | None = None,
+                    progress: Progress = None) -> SyncIndex:
+    """Read a local clone of the benchmark: its template script for each record 1-21 that has no code upstream
+    (marked CODE_FROM_TEMPLATE) and its hint files, copied into the cache; save and return the index.
+
+    The benchmark's `record_N` folders mean: template record_N = record N's code; hints record_N = the change
+    from record N to N+1 (record_6's hints are the PyTorch 2.5 upgrade the paper folds out)."""
+    root = check_benchmark_clone(benchmark)
+    _say(progress, f"reading the benchmark clone {root}", 0.9)
+    base = nanogpt_cache_dir(cache_dir)
+    for number in BENCHMARK_RECORDS:
+        rec = index.primary(number)
+        template = root / BENCHMARK_TEMPLATES / f"record_{number}" / BENCHMARK_SCRIPT
+        if rec is None or rec.has_code or not template.is_file():
+            continue
+        text = template.read_text(encoding="utf-8", errors="replace")
+        dest_rel = Path("records") / rec.key
+        (base / dest_rel).mkdir(parents=True, exist_ok=True)
+        (base / dest_rel / MAIN_SCRIPT).write_text(text, encoding="utf-8")
+        rec.code_paths = [(dest_rel / MAIN_SCRIPT).as_posix()]
+        rec.has_code = True
+        rec.code_source = CODE_FROM_TEMPLATE
+        rec.requirements = era_requirements(number, {})
+        upstream_note = f"; upstream: {rec.note}" if rec.note else ""
+        rec.note = f"script from the {CODE_FROM_TEMPLATE} record_{number}/{BENCHMARK_SCRIPT}{upstream_note}"
+    hints_dir = _copy_hints(root / BENCHMARK_HINTS, benchmark_cache_dir(cache_dir) / "hints")
+    index.benchmark = str(root)
+    index.benchmark_commit = _head_commit(root)
+    index.hints_dir = str(hints_dir)
+    index.save(index_path(cache_dir))
+    _say(progress, f"{index.summary()}, index at {index_path(cache_dir)}", 1.0)
+    return index
+
+
+def _copy_hints(source: Path, dest: Path) -> Path:
+    """Copy record_N/level_*.txt (N = 1..20) into dest, replacing what an earlier sync copied."""
+    fresh = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(fresh, ignore_errors=True)
+    fresh.mkdir(parents=True)
+    for folder in sorted(source.glob("record_*")):
+        if not folder.is_dir() or not folder.name.removeprefix("record_").isdigit():
+            continue
+        for hint in sorted(folder.glob("level_*_*.txt")):
+            (fresh / folder.name).mkdir(exist_ok=True)
+            shutil.copyfile(hint, fresh / folder.name / hint.name)
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(fresh, dest)
+    return dest
 
 
 def _sync_one(row: ReadmeRow, clone_dir: Path, out_dir: Path, progress: Progress) -> SyncedRecord:
@@ -501,6 +700,8 @@ def _sync_one(row: ReadmeRow, clone_dir: Path, out_dir: Path, progress: Progress
         dest.mkdir(parents=True, exist_ok=True)
         main, companions = split_companions(text)
         _write_code(rec, dest, final_rel, ExtractedCode(main=main, companions=companions))
+        rec.code_source = CODE_FROM_SCRIPT
+        rec.requirements = era_requirements(rec.number, {})
         rec.note = f"script {source.name} (no log)"
         return rec
     rec.steps, rec.val_loss = last_val(text)
@@ -509,10 +710,13 @@ def _sync_one(row: ReadmeRow, clone_dir: Path, out_dir: Path, progress: Progress
     log_rest = code.rest if code else text
     (dest / "record.log").write_text(log_rest, encoding="utf-8")
     rec.log_copy = (final_rel / "record.log").as_posix()
+    rec.environment = log_environment(log_rest)
+    rec.requirements = era_requirements(rec.number, rec.environment)
     if code is None:
         rec.note = "log holds no training code (llm.c format)" if _LLMC_VAL.search(text) else "log holds no code"
         return rec
     _write_code(rec, dest, final_rel, code)
+    rec.code_source = CODE_FROM_LOG
     return rec
 
 
