@@ -241,8 +241,8 @@ async def test_node_failure_is_a_crash_with_a_reason(runner: SlurmRunner, cluste
         cluster.tool("scontrol", "update", f"NodeName={cluster.node}", "State=RESUME")
         await until(lambda: cluster.node_state() == "idle", what="the node to return to service")
     assert result.outcome is Outcome.CRASHED
-    assert result.error_tail[-1] == (f"SLURM job {handle.job_id} ended because node {cluster.node} failed; "
-                                     "start the run again")
+    assert result.error_tail[-1] == result.error_summary == (
+        f"SLURM job {handle.job_id} ended because node {cluster.node} failed; start the run again")
 
 
 @pytest.mark.slow

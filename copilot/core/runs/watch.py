@@ -176,6 +176,8 @@ async def watch_run(
     result = summarize(handle.run_id, parser, spec.target_val_loss, outcome, exit_code, wall_time_s)
     if verdict is not None:
         result.error_tail.append(verdict[1])
+        if verdict[0] is Outcome.CRASHED:
+            result.error_summary = verdict[1]  # the scheduler's reason is the cause, not what the log shows
     if save_result:
         write_result(handle.run_dir, result)
     return result
