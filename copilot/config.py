@@ -47,7 +47,7 @@ class Settings:
     session_dir: Path = Path("sessions")
     data_dir: Path | None = None  # None: platform cache dir
     cache_dir: Path | None = None  # None: platform cache dir
-    runner: str = "local"  # local | ssh://[user@]host[:port]/path
+    runner: str = "local"  # local | ssh://[user@]host[:port]/path | slurm://[partition][?…]
     gpus: int | None = None
     hang_timeout_s: float = 300.0
     run_timeout_s: float | None = None

@@ -146,7 +146,8 @@ async def test_run_reaches_target_and_streams_metrics(tmp_path: Path) -> None:
 async def test_crashing_script_is_reported_with_error_tail(tmp_path: Path) -> None:
     session = new_session(tmp_path)
     try:
-        text = (await session.script_text()).replace("def main() -> None:", "def main() -> None:\n    raise ValueError('boom')")
+        text = (await session.script_text()).replace("def main() -> None:",
+                                                     "def main() -> None:\n    raise ValueError('boom')")
         (session.workspace.path / SCRIPT).write_text(text)
         assert await session.check_external_edit() is not None
         await session.commit_external_edit("Break it on purpose")
@@ -331,7 +332,7 @@ async def test_runs_get_an_allow_listed_environment_and_secrets_are_scrubbed(tmp
             "    raise RuntimeError('crash carrying ' + PLANTED)\n"), 1))
         lines: list[str] = []
         session.subscribe_lines(lambda _run, line: lines.append(line))
-        run = await session.start_run()
+        run = await session.start_run(override_guard=True)  # the probe script spawns and writes to /tmp on purpose
         result = await session.wait_run(run.run_id)
         assert result.outcome.value == "crashed"
         assert any(line == "env key: None None kept" for line in lines)  # no secret reached the process
@@ -367,7 +368,7 @@ async def test_what_a_run_leaves_running_in_the_background_is_ended_with_it(tmp_
             "def main() -> None:\n"
             f"    child = subprocess.Popen(['sleep', '300'])\n"
             f"    open({str(marker)!r}, 'w').write(str(child.pid))\n"), 1))
-        run = await session.start_run()
+        run = await session.start_run(override_guard=True)  # it spawns a background child on purpose
         await session.wait_run(run.run_id)
         pid = int(marker.read_text())
         await _until(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2],

@@ -89,15 +89,23 @@ def build_provider(settings: Settings, track: Any, record: int, name: str | None
     )
 
 
+RUNNER_HELP = ("local (default), ssh://[user@]host[:port]/path, or "
+               "slurm://[partition][?gpus=8&time=00:30:00&account=…&cpus=…&mem=…&qos=…]")
+
+
 def build_runner(settings: Settings) -> Any:
     if settings.runner.startswith("ssh://"):
         from copilot.core.runs.ssh import SshRunner
 
         return SshRunner.from_url(settings.runner)
+    if settings.runner == "slurm" or settings.runner.startswith("slurm://"):
+        from copilot.core.runs.slurm import SlurmRunner
+
+        return SlurmRunner.from_url(settings.runner)
     if settings.runner != "local":
         from copilot.core.errors import ConfigError
 
-        raise ConfigError(f"runner must be 'local' or ssh://[user@]host[:port]/path, got {settings.runner!r}")
+        raise ConfigError(f"runner must be {RUNNER_HELP}; got {settings.runner!r}")
     from copilot.core.runs import LocalRunner
 
     return LocalRunner()

@@ -34,7 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="accelerator budget: GPUs × run seconds (CPU seconds on the micro track)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the policy's random choices (default 0)")
     parser.add_argument("--gpus", type=int, default=None, help="GPUs per run (nanogpt track: 1, 2, 4 or 8)")
-    parser.add_argument("--runner", default=None, help="local (default) or ssh://[user@]host[:port]/path")
+    parser.add_argument("--runner", default=None, help="local (default), ssh://[user@]host[:port]/path, or "
+                        "slurm://[partition][?gpus=8&time=00:30:00&account=…&cpus=…&mem=…&qos=…]")
     parser.add_argument("--resume", metavar="ID", default=None, help="continue a session (id, prefix, or 'last')")
     add_session_dir_flag(parser)
     parser.set_defaults(func=run)

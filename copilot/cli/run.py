@@ -11,7 +11,8 @@ from copilot.cli._common import add_session_dir_flag, build_runner, build_track,
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("run", help="train a session's current commit (headless)")
     parser.add_argument("--session", required=True, metavar="ID", help="session id, unique prefix, or 'last'")
-    parser.add_argument("--runner", default=None, help="local (default) or ssh://[user@]host[:port]/path")
+    parser.add_argument("--runner", default=None, help="local (default), ssh://[user@]host[:port]/path, or "
+                        "slurm://[partition][?gpus=8&time=00:30:00&account=…&cpus=…&mem=…&qos=…]")
     parser.add_argument("--gpus", type=int, default=None)
     parser.add_argument("--timeout", type=float, default=None, help="stop the run after this many seconds")
     parser.add_argument("--quiet", action="store_true", help="no live display, only the result")

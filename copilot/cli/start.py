@@ -23,7 +23,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_track_flag(parser)
     add_provider_flags(parser)
     parser.add_argument("--gpus", type=int, default=None, help="GPUs per run (nanogpt track: 1, 2, 4 or 8)")
-    parser.add_argument("--runner", default=None, help="local (default) or ssh://[user@]host[:port]/path")
+    parser.add_argument("--runner", default=None, help="local (default), ssh://[user@]host[:port]/path, or "
+                        "slurm://[partition][?gpus=8&time=00:30:00&account=…&cpus=…&mem=…&qos=…]")
     parser.add_argument("--resume", metavar="ID", default=None, help="resume a session (id, prefix, or 'last')")
     parser.add_argument("--participant", default=None, help="participant id for studies")
     parser.add_argument("--mode", choices=["copilot", "auto"], default="copilot",

@@ -29,7 +29,15 @@ from copilot.ui.actions.review import ReviewActions
 from copilot.ui.actions.view import ViewActions
 from copilot.ui.actions.work import WorkActions
 from copilot.ui.commands import CopilotCommands
-from copilot.ui.drivers import HUNK_ACTIONS, REPLAY_ACTIONS, SESSION_ACTIONS, AgentDriver, CopilotDriver, Driver, ReplayDriver
+from copilot.ui.drivers import (
+    HUNK_ACTIONS,
+    REPLAY_ACTIONS,
+    SESSION_ACTIONS,
+    AgentDriver,
+    CopilotDriver,
+    Driver,
+    ReplayDriver,
+)
 from copilot.ui.keys import app_bindings
 from copilot.ui.panes.suggestion import SuggestionPane
 from copilot.ui.screens.main import LayoutChanged, MainScreen

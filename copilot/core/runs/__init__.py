@@ -3,6 +3,7 @@
     base.py      the run-folder contract, RunSpec / RunHandle / RunResult, outcomes and their classification
     local.py     the local runner (detached process group, re-attach)
     ssh.py       the SSH runner (same handle interface, system ssh)
+    slurm.py     the SLURM runner (sbatch/scontrol/scancel; queue time kept apart from run time)
     watch.py     watch_run: tail output.log, stop on divergence / hang / timeout, classify
     logparse.py  upstream log formats of every era -> MetricPoint
     metrics.py   MetricPoint and time-to-target

@@ -117,11 +117,12 @@ def new_run_id() -> str:
 
 
 class RunHandle(ABC):
-    """A started run. Runners (local, ssh) implement is_alive, exit_code and kill."""
+    """A started run. Runners (local, ssh, slurm) implement is_alive, exit_code and kill."""
 
     run_id: str
     run_dir: Path
     started_at: float  # unix seconds, taken by the runner just before the process started
+    queue_time_s: float | None = None  # seconds a scheduler kept the run queued before it started (SLURM)
 
     @abstractmethod
     def is_alive(self) -> bool: ...
@@ -148,10 +149,6 @@ class RunHandle(ABC):
         """The command or anything it started (its process group) still runs."""
         return self.is_alive()
 
-    def is_pending(self) -> bool:
-        """Queued by a scheduler and not started yet (SLURM); hang and run timeouts do not count then."""
-        return False
-
     async def stop(self, grace_s: float = 5.0, poll_s: float = 0.05) -> None:
         """SIGTERM now, SIGKILL after grace_s if anything is left; awaits, never blocks the loop."""
         import asyncio
@@ -168,6 +165,15 @@ class RunHandle(ABC):
         """The user's cancel: the marker (watchers report CANCELLED) and SIGTERM; the watcher escalates."""
         mark_cancelled(self.run_dir)
         self.terminate()
+
+    def is_pending(self) -> bool:
+        """Queued by a scheduler and not started yet: no run time passes, so no hang or run timeout counts."""
+        return False
+
+    def scheduler_outcome(self) -> tuple[Outcome, str] | None:
+        """How a scheduler ended the run when it, not the command, decided (time limit, cancel, preemption,
+        node failure), with a line that says why; None for runners without a scheduler."""
+        return None
 
     def cancel(self, grace_s: float = 5.0) -> None:
         """Stop the run on the user's request and wait for it (blocking; see request_stop)."""

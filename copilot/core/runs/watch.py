@@ -145,7 +145,7 @@ async def watch_run(
             saw_alive = saw_alive or alive
             pending = alive and handle.is_pending()
             if pending:
-                last_output = clock()
+                last_output = clock()  # a queued run is not silent: the hang timer starts with the run
             if parser.nan_seen:
                 killed_for = Outcome.DIVERGED
             elif is_cancelled(handle.run_dir):
@@ -155,8 +155,9 @@ async def watch_run(
                 mark_stopped_at_target(handle.run_dir)
             elif not alive:
                 break
-            elif (not pending and spec.timeout_s is not None
-                  and time.time() - handle.started_at > spec.timeout_s):
+            elif pending:
+                pass
+            elif spec.timeout_s is not None and time.time() - handle.started_at > spec.timeout_s:
                 killed_for = Outcome.TIMED_OUT
             elif spec.hang_timeout_s is not None and clock() - last_output > spec.hang_timeout_s:
                 killed_for = Outcome.HUNG
@@ -181,17 +182,23 @@ async def watch_run(
     if stopped:  # the score is the crossing: what the process printed after it is not part of the run
         killed_for = Outcome.REACHED_TARGET
         parser.points = _through_target(parser.points, spec.target_val_loss)
+    cancelled = cancelled or is_cancelled(handle.run_dir)
+    verdict = handle.scheduler_outcome() if killed_for is None and not cancelled else None
     outcome = classify(
         exit_code=exit_code,
         reached_target=reached_target(parser.points, spec.target_val_loss),
         nan_seen=parser.nan_seen,
-        cancelled=cancelled or is_cancelled(handle.run_dir),
-        killed_for=killed_for,
+        cancelled=cancelled,
+        killed_for=killed_for or (verdict[0] if verdict else None),
         has_metrics=bool(parser.points),
     )
     result = summarize(handle.run_id, parser, spec.target_val_loss, outcome, exit_code, wall_time_s)
     result.stopped_at_target = stopped
     result.queue_time_s = getattr(handle, "queue_time_s", None)
+    if verdict is not None:
+        result.error_tail.append(verdict[1])
+        if verdict[0] is Outcome.CRASHED:
+            result.error_summary = verdict[1]  # the scheduler's reason is the cause, not what the log shows
     if save_result:
         write_result(handle.run_dir, result)
     return result
