@@ -40,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
     _ensure_data(track)
     provider = OracleProvider(track, state.record)  # no suggestions are asked for in a headless run
     options = SessionOptions(gpus=settings.gpus or 1, hang_timeout_s=settings.hang_timeout_s,
-                             run_timeout_s=settings.run_timeout_s)
+                             run_timeout_s=settings.run_timeout_s,
+                             run_env_pass=settings.run_env_pass,
+                             secrets=tuple(v for v in (settings.api_key,) if v))
     session = Session.open(settings.session_dir, session_dir.name, track, provider,
                            runner=build_runner(settings), options=options)
     try:

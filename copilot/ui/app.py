@@ -136,7 +136,10 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def get_default_screen(self) -> MainScreen:
-        return MainScreen(replay=isinstance(self.driver, ReplayDriver), run_dir_of=self._run_dir_of)
+        # while a session is built off the loop the first frame is light (header, a line, footer); the panes
+        # are composed when it is open
+        return MainScreen(replay=isinstance(self.driver, ReplayDriver), run_dir_of=self._run_dir_of,
+                          opening=self._session_factory is not None)
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         theme = self.current_theme
@@ -180,6 +183,9 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         """Start rendering a live session: subscribe to its events and run lines, let its runs be watched,
         and hand it to the driver its mode asks for."""
         self.ui.opening = False
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                screen.opening = False  # recomposes with the panes
         self.state = copy.deepcopy(session.state)
         session.subscribe(self.ingest)
         session.subscribe_lines(self.ingest_line)
