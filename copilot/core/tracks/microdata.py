@@ -40,7 +40,7 @@ from copilot.core.tracks.microlayout import (  # re-exported: the corpus's names
     micro_dir,
 )
 from copilot.core.tracks.microlayout import read_meta as _read_meta
-from copilot.core.tracks.shards import read_shard, read_shard_header, write_shard
+from copilot.core.tracks.shards import read_shard, write_shard
 
 WORLD_SEED = 20240520
 TRAIN_SEED = 1
