@@ -109,6 +109,7 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         self.closed = False
         self.quit_choice: str | None = None
         self.flushes = 0
+        self._bindings_signature: tuple | None = None
 
     # -- the parts the actions use ------------------------------------------------------------------
     @property
@@ -298,7 +299,17 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         dirty, self._dirty = self._dirty, set()
         view = View(self.state, self.ui, self.driver.name, self.size.width)
         screen.broadcast(lambda: StateUpdated(view, dirty))
-        if dirty & {"suggestion", "header"}:
+        self._refresh_bindings_if_changed()
+
+    def _refresh_bindings_if_changed(self) -> None:
+        """The footer recomposes on every refresh_bindings (a re-layout of the screen): only when what the
+        human may do has changed."""
+        current = self.state.current_suggestion
+        signature = (self.driver.name, self.ui.opening, len(self.screen_stack),
+                     current.status if current else None, bool(current and current.hunks),
+                     self.driver.allows("agent_pause") if self.driver.name == "agent" else None)
+        if signature != self._bindings_signature:
+            self._bindings_signature = signature
             self.refresh_bindings()
 
     def _follow_replay(self, replayed: SessionState) -> None:
@@ -405,6 +416,10 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
                 self.on_theme_saved(theme.name)
             except Exception as exc:  # saving config must never take the app down
                 self.notify(f"could not save the theme choice: {exc}", severity="warning")
+        from copilot.ui.widgets.loss_chart import LossChart
+
+        for chart in self.query(LossChart):
+            chart.invalidate()  # its colours come from the theme
         self._dirty.add("chart")
 
     # -- closing ----------------------------------------------------------------------------------------
