@@ -59,7 +59,7 @@ ERROR_TITLES = {
     "checkout": "could not branch", "check_external_edit": "could not read the working copy",
     "commit_external_edit": "could not commit your edit", "open": "could not open the session",
     "previews": "could not preview the hunks", "script": "could not read the script", "agent": "the agent stopped",
-    "player": "replay error", "guard": "could not record the choice",
+    "player": "replay error", "guard": "could not record the choice", "doctor": "could not check the machine",
 }
 
 
@@ -196,6 +196,8 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         self._load_reference(session.track, session.state.record)
         self.use_driver(self._driver_for(session))
         self.start(self._load_script(), "script", group="script")
+        if getattr(session.track, "name", "") == "nanogpt":
+            self.start(self._doctor(session), "doctor", group="doctor")
         self._dirty |= PANES
 
     def _driver_for(self, session: "Session") -> Driver:
@@ -350,6 +352,19 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         screen = self.main()
         if view is not None and view.status == "received" and screen is not None and screen.pane_visible("suggestion"):
             self.call_after_refresh(self._focus_hunk, 0, True)
+
+    async def _doctor(self, session: "Session") -> None:
+        """At start, what would make a run fail (no GPU, no shards, the wrong torch): a warning, never a crash."""
+        from copilot.core.tracks.doctor import run_doctor
+
+        report = await asyncio.to_thread(run_doctor, session.track, record=session.state.record,
+                                         gpus=session.options.gpus, runner_url=session.options.runner_url)
+        problems = report.failures() + report.warnings()
+        if problems:
+            severity = "error" if report.failures() else "warning"
+            text = "\n".join(c.line() for c in problems[:4])
+            self.notify(f"{text}\n(speedcopilot doctor shows every check)", title="before you run",
+                        severity=severity, timeout=20)
 
     # -- scripts ----------------------------------------------------------------------------------------
     async def _load_script(self) -> None:
