@@ -448,3 +448,24 @@ def test_cli_headless_prints_the_timeline(tmp_path: Path) -> None:
     missing = subprocess.run([_speedcopilot(), "replay", "nope", "--session-dir", str(tmp_path), "--headless"],
                              capture_output=True, text=True, env=env, timeout=60)
     assert missing.returncode == 1 and "speedcopilot sessions list" in missing.stderr
+
+
+async def test_a_replay_shows_the_guard_findings_and_the_override_of_a_run() -> None:
+    """What the human was shown and chose stays visible when the session is replayed."""
+    from tests.support.ui import C1, EventMaker, sample_events
+
+    maker = EventMaker()
+    maker.events = sample_events(finished_run=False)
+    finding = {"rule": "val.bent", "kind": "val_loss", "severity": "block", "line": 412,
+               "reason": "the printed val loss is clamped"}
+    maker.add(sc.GuardReport(commit=C1, findings=[finding], blocking=True))
+    maker.add(sc.GuardOverride(commit=C1, choice="run", rules=["val.bent"]))
+    maker.add(sc.RunStarted(run_id="r9", commit=C1, command=["python", "train_gpt.py"], runner="local"))
+    player = ReplayPlayer(maker.events, speed=1)
+    player.seek(player.duration)
+    app = replay_app(player, autoplay=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_until(pilot, lambda: app._drawn_cursor == (player.cursor, len(player.events)), what="the end")
+        note = app.screen.query_one("#guard-notes")
+        await wait_until(pilot, lambda: "run anyway by your choice" in str(note.render()), what="the guard note")
+        assert "line 412: the printed val loss is clamped" in str(note.render())
