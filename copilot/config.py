@@ -52,6 +52,7 @@ class Settings:
     hang_timeout_s: float = 300.0
     run_timeout_s: float | None = None
     run_env_pass: tuple[str, ...] = ()  # environment variables training runs may see beyond the allow-list
+    agent_guard_override: bool = False  # autonomous mode may train commits the integrity guard blocks (logged)
     theme: str = "speedcopilot-dark"
     participant: str | None = None
     hints_dir: Path | None = None
@@ -120,6 +121,7 @@ _ENV_MAP = {
     "SPEEDCOPILOT_HANG_TIMEOUT_S": "hang_timeout_s",
     "SPEEDCOPILOT_RUN_TIMEOUT_S": "run_timeout_s",
     "SPEEDCOPILOT_RUN_ENV_PASS": "run_env_pass",
+    "SPEEDCOPILOT_AGENT_GUARD_OVERRIDE": "agent_guard_override",
     "SPEEDCOPILOT_THEME": "theme",
     "SPEEDCOPILOT_HINTS": "hint_levels",
     "SPEEDCOPILOT_HINTS_DIR": "hints_dir",
@@ -210,6 +212,13 @@ def _coerce(name: str, value: Any) -> Any:
             return int(value) if value is not None else None
         if name == "hint_levels":
             return parse_hint_levels(value)
+        if name == "agent_guard_override":
+            if isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError(value)
+                return lowered in ("1", "true", "yes", "on")
+            return bool(value)
         if name == "run_env_pass":
             names = value.split(",") if isinstance(value, str) else list(value)
             return tuple(str(n).strip() for n in names if str(n).strip())

@@ -119,6 +119,7 @@ def _options(settings, mode: str, args: argparse.Namespace | None = None, provid
         runner_url=settings.runner,
         run_env_pass=settings.run_env_pass,
         secrets=tuple(v for v in (settings.api_key,) if v),  # scrubbed from run output even if not in the env
+        agent_guard_override=settings.agent_guard_override,
     )
 
 

@@ -73,6 +73,7 @@ class SessionOptions:
     edit_limits: edits.EditLimits = field(default_factory=edits.EditLimits)
     run_env_pass: tuple[str, ...] = ()  # environment variables the user lets runs see beyond the allow-list
     secrets: tuple[str, ...] = ()  # values scrubbed from run output (the API key), besides the environment's
+    agent_guard_override: bool = False  # an autonomous driver may train commits the guard blocks (config)
 
 
 class GuardBlocked(RunError):
