@@ -107,6 +107,7 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         self._edit_timer: Any = None
         self._edit_prompt_open = False
         self.closed = False
+        self.stop_at_target = False  # co-pilot runs end at the target (config stop_at_target)
         self.quit_choice: str | None = None
         self.flushes = 0
 
@@ -188,6 +189,7 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         session.resume_watching()
         self._load_reference(session.track, session.state.record)
         self.use_driver(self._driver_for(session))
+        self.offer_baseline()
         self.start(self._load_script(), "script", group="script")
         self._dirty |= PANES
 
@@ -470,6 +472,7 @@ def run_app(
     session: "Session | Callable[[], Session]",
     theme: str | None = None,
     on_theme_saved: ThemeSaved | None = None,
+    stop_at_target: bool = False,
 ) -> int:
     """Run the co-pilot until the human quits; the session is always closed afterwards.
 
@@ -478,6 +481,7 @@ def run_app(
     terminal is restored) so the CLI prints it like any other.
     """
     app = CopilotApp(session, theme=theme, on_theme_saved=on_theme_saved)
+    app.stop_at_target = stop_at_target
     try:
         result = app.run()
     finally:
