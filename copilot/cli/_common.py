@@ -185,3 +185,11 @@ def add_fitted_row(table: Any, cells: dict[str, Any]) -> None:
 def add_wide_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wide", action="store_true",
                         help="show every column (the default picks the columns that fit the terminal)")
+
+
+def print_table(out: Any, table: Any, wide: bool = False) -> None:
+    """Print a table; `wide` tables take the width they need (a pager or a file takes them whole)."""
+    if wide:
+        needed = out.measure(table, options=out.options.update_width(100_000)).maximum
+        out.width = max(out.width, needed)
+    out.print(table)

@@ -24,6 +24,7 @@ from copilot.cli._common import (
     build_track,
     console,
     fitted_table,
+    print_table,
     fmt_seconds,
     plain,
     settings_from_args,
@@ -169,7 +170,7 @@ def _list(args: argparse.Namespace) -> int:
             "here": "–" if here is None else ("yes" if m.fingerprint_key == here else "no"),
             "settings": ", ".join(f"{k}={v}" for k, v in sorted(m.conditions.knobs.items())) or "defaults",
             "measured": dt.datetime.fromtimestamp(m.measured_at).strftime("%Y-%m-%d %H:%M"), "id": m.id})
-    out.print(table)
+    print_table(out, table, args.wide)
     return 0
 
 

@@ -18,6 +18,7 @@ from copilot.cli._common import (
     add_wide_flag,
     console,
     fitted_table,
+    print_table,
     fmt_seconds,
     plain,
     settings_from_args,
@@ -25,8 +26,7 @@ from copilot.cli._common import (
 )
 
 FALLBACK_MARK = "*"
-FALLBACK_NOTE = (f"{FALLBACK_MARK} against the catalogue's record times, measured on another machine; "
-                 "`speedcopilot baseline --record N` measures them here")
+FALLBACK_NOTE = f"{FALLBACK_MARK} catalogue time, other machine; `speedcopilot baseline --record N` measures it"
 
 SESSION_COLUMNS = [
     Column("session", 14, 1), Column("mode", 7, 2), Column("task", 10, 3), Column("FSR", 6, 4, "right"),
@@ -132,19 +132,26 @@ def session_cells(r: Any) -> dict[str, str]:
 
 
 def group_cells(g: Any) -> dict[str, str]:
+    from copilot.core.research import compare
+
     return {
-        "group": group_label(g.key), "n": str(g.n), "reached": str(g.n_reached),
+        "group": compare.group_label(g.key), "n": str(g.n), "reached": str(g.n_reached),
         "mean FSR": _fmt(g.fsr_mean), "95% CI": f"[{_fmt(g.fsr_ci_low)}, {_fmt(g.fsr_ci_high)}]",
         "IQM": _fmt(g.fsr_iqm), "IQM 95% CI": f"[{_fmt(g.fsr_iqm_ci_low)}, {_fmt(g.fsr_iqm_ci_high)}]",
         "median best time": fmt_seconds(g.best_time_median_s), "mean $": f"{g.cost_usd_mean:.4f}",
     }
 
 
-def group_label(key: dict[str, Any]) -> str:
-    """The group's values, without one that another repeats ("micro" beside the task "micro 2→3")."""
-    values = [str(v) for v in key.values()]
-    return " ".join(v for i, v in enumerate(values)
-                    if not any(v != other and v in other.split() for other in values[i + 1:] + values[:i]))
+def baseline_summary(rows: list[Any]) -> str:
+    """One line: which record times the FSR and "vs record" columns use, e.g. "baselines: 2 same machine"."""
+    from collections import Counter
+
+    from copilot.core.research.baselines import LABELS
+
+    counts = Counter(r.baseline_source for r in rows)
+    parts = [f"{n} {LABELS.get(source, source)}" + (f" ({FALLBACK_MARK})" if source == "catalogue" else "")
+             for source, n in counts.items()]
+    return "baselines: " + ", ".join(parts)
 
 
 def _print_tables(rows: list[Any], groups: list[Any], wide: bool = False) -> None:
@@ -152,7 +159,8 @@ def _print_tables(rows: list[Any], groups: list[Any], wide: bool = False) -> Non
     table = fitted_table(SESSION_COLUMNS, out.width, wide, title=f"{len(rows)} session(s)")
     for r in rows:
         add_fitted_row(table, session_cells(r))
-    out.print(table)
+    print_table(out, table, wide)
+    out.print(plain(baseline_summary(rows)))
     if any(r.baseline_source == "catalogue" and r.fsr is not None for r in rows):
         out.print(plain(FALLBACK_NOTE, style="yellow"))
     columns = ", ".join(str(k) for k in (groups[0].key if groups else {}))
@@ -160,7 +168,7 @@ def _print_tables(rows: list[Any], groups: list[Any], wide: bool = False) -> Non
                            title=f"groups ({columns}): mean FSR [95% bootstrap CI], IQM")
     for g in groups:
         add_fitted_row(grouped, group_cells(g))
-    out.print(grouped)
+    print_table(out, grouped, wide)
     for r in rows:
         for problem in r.problems:
             out.print(plain(f"{short_session_id(r.folder or r.session_id)}:", style="yellow") + f" {problem}")
@@ -187,7 +195,7 @@ def _print_repeat(dirs: list[Path], rows: list[Any], wide: bool = False) -> None
     out = console()
     columns = [Column("session", 14, 1), Column("commit", 7, 2), Column("runs", 4, 3, "right"),
                Column("mean val", 7, 4, "right"), Column("std", 7, 7, "right"), Column("t", 7, 6, "right"),
-               Column("p", 7, 5, "right"), Column("record?", 7, 3), Column("mean to target", 9, 8, "right")]
+               Column("p", 9, 5, "right"), Column("record?", 8, 3), Column("mean to target", 9, 8, "right")]
     table = fitted_table(columns, out.width, wide,
                          title=f"repeated runs: one-sided t-test of the final val losses, H1 mean < target, "
                                f"passes at p < {SIGNIFICANCE_ALPHA:g}")
@@ -204,4 +212,4 @@ def _print_repeat(dirs: list[Path], rows: list[Any], wide: bool = False) -> None
                 "mean val": _fmt(sig.mean, 4), "std": _fmt(sig.std, 4), "t": _fmt(sig.t),
                 "p": "–" if sig.p_one_sided is None else f"{sig.p_one_sided:.3g}", "record?": verdict,
                 "mean to target": fmt_seconds(group.mean_time_to_target_s)})
-    out.print(table)
+    print_table(out, table, wide)

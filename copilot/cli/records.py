@@ -14,6 +14,7 @@ from copilot.cli._common import (
     console,
     fmt_seconds,
     plain,
+    print_table,
     settings_from_args,
 )
 
@@ -102,7 +103,7 @@ def run_list(args: argparse.Namespace) -> int:
         if full:
             cells += [r.date or "", "yes" if r.has_code else "no"]
         table.add_row(*cells)
-    out.print(table)
+    print_table(out, table, args.wide)
     return 0
 
 

@@ -14,6 +14,7 @@ from copilot.cli._common import (
     add_wide_flag,
     console,
     fitted_table,
+    print_table,
     fmt_seconds,
     plain,
     settings_from_args,
@@ -95,7 +96,7 @@ def run_list(args: argparse.Namespace) -> int:
             "track": r["track"], "record": str(r["record"]), "provider": r["provider"],
             "sugg.": str(r["suggestions"]), "commits": str(r["commits"]), "runs": str(r["runs"]),
             "best to target": fmt_seconds(r["best_time_to_target_s"]), "baseline": r["baseline"], "status": status})
-    out.print(table)
+    print_table(out, table, args.wide)
     return 0
 
 

@@ -573,7 +573,14 @@ def _best_time_curve(reached: list[RunResult], start: float | None) -> list[tupl
 # --------------------------------------------------------------------------------------------------
 # Explaining a number
 # --------------------------------------------------------------------------------------------------
-FORMULA = "FSR = (t_i − t′) / (t_i − t_{i+1})   (Automated LLM Speedrunning Benchmark, arXiv 2506.22419, Eq. 1)"
+FORMULA = "FSR = (t_i − t′) / (t_i − t_{i+1})   (arXiv 2506.22419, Eq. 1)"
+
+
+def group_label(key: dict[str, Any]) -> str:
+    """A group's values, without one that another repeats ("micro" beside the task "micro 2→3")."""
+    values = [str(v) for v in key.values()]
+    return " ".join(v for i, v in enumerate(values)
+                    if not any(v != other and v in other.split() for other in values[i + 1:] + values[:i]))
 
 
 def explain_session(row: SessionSummary) -> list[str]:
@@ -586,8 +593,8 @@ def explain_session(row: SessionSummary) -> list[str]:
                  + (f", {row.baseline_seeds} seed(s) per record" if row.baseline_source == SAME_MACHINE else ""))
     lines.append(f"  t_i     = {_s(row.record_time_s)}  record {row.record} ({source})")
     lines.append(f"  t_{{i+1}} = {_s(row.next_record_time_s)}  record {row.next_record} ({source})")
-    lines.append(f"  t′      = {_s(row.best_time_to_target_s)}  the session's best time to target "
-                 f"({row.runs_reached} of {row.runs_finished} finished run(s) reached it)")
+    lines.append(f"  t′      = {_s(row.best_time_to_target_s)}  best time to target "
+                 f"({row.runs_reached} of {row.runs_finished} run(s) reached it)")
     t_i, t_next, t_best = row.record_time_s, row.next_record_time_s, row.best_time_to_target_s
     if t_i is None or t_next is None:
         lines.append("  FSR undefined: a record time is unknown")
@@ -602,13 +609,11 @@ def explain_session(row: SessionSummary) -> list[str]:
                      f"{t_i - t_next:.2f} = {row.fsr:.3f}")
         lines.append(f"  speed: {row.speedup} than record {row.record} ({source})")
     if row.noise_s is not None:
-        band = f"2σ = {2 * row.noise_s:.2f} s (σ = {row.noise_s:.2f} s, pooled over both records' seeds)"
-        if row.within_noise is None or t_i is None or t_best is None:
-            lines.append(f"  noise: {band}")
-        else:
-            verdict = "within noise: not told apart from the starting record" if row.within_noise else \
+        lines.append(f"  noise: σ = {row.noise_s:.2f} s seed to seed (pooled over both records)")
+        if row.within_noise is not None and t_i is not None and t_best is not None:
+            verdict = "within noise: not told apart from record " + str(row.record) if row.within_noise else \
                 "beyond noise"
-            lines.append(f"  noise: |t_i − t′| = {abs(t_i - t_best):.2f} s vs {band} → {verdict}"
+            lines.append(f"         |t_i − t′| = {abs(t_i - t_best):.2f} s vs 2σ = {2 * row.noise_s:.2f} s → {verdict}"
                          + (f"; FSR ± {row.fsr_noise:.2f}" if row.fsr_noise is not None else ""))
     elif row.baseline_source == SAME_MACHINE:
         lines.append("  noise: unknown (fewer than 2 seeds per record reached the target)")
@@ -619,11 +624,11 @@ def explain_session(row: SessionSummary) -> list[str]:
 
 def explain_group(groups: Sequence["GroupSummary"], fail_value: float | None) -> list[str]:
     failed = "left out" if fail_value is None else f"counted as {fail_value:g}"
-    lines = ["Groups: mean of the sessions' FSR (a session that never reached the target is " + failed + "), "
-             f"95% percentile bootstrap CI over sessions ({DEFAULT_RESAMPLES:,} resamples, seed {DEFAULT_SEED}), "
-             "IQM = mean of the middle 50% (scipy.stats.trim_mean(x, 0.25), as rliable)."]
+    lines = ["Groups: the mean of the sessions' FSR (a session that never reached the target",
+             f"is {failed}), a 95% percentile bootstrap CI over sessions ({DEFAULT_RESAMPLES:,} resamples,",
+             f"seed {DEFAULT_SEED}); IQM = mean of the middle 50% (trim_mean(x, 0.25), as rliable)."]
     for g in groups:
-        key = " ".join(str(v) for v in g.key.values())
+        key = group_label(g.key)
         values = ", ".join(f"{v:.3f}" for v in g.fsr_values) or "none"
         lines.append(f"  {key}: FSR values [{values}] → mean {_f(g.fsr_mean)} "
                      f"[{_f(g.fsr_ci_low)}, {_f(g.fsr_ci_high)}], IQM {_f(g.fsr_iqm)}")

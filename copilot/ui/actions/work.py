@@ -127,9 +127,9 @@ class WorkActions:
             self.notify("a run is training: time the baseline when the machine is idle (runs would slow each other)",
                         severity="warning")
             return
-        from copilot.core.research.baselines import DEFAULT_SEEDS, next_record_of
+        from copilot.core.research import baselines
 
-        following = next_record_of(session.track, session.state.record)
+        following = baselines.next_record_of(session.track, session.state.record)
         if following is None:
             self.notify("the last record of the track has no next record to time", severity="warning")
             return
@@ -139,7 +139,8 @@ class WorkActions:
                 self.start(self._measure_baseline(), "baseline", group="baseline")
 
         self.push_screen(ConfirmModal(
-            f"Time records {session.state.record} and {following} here, {DEFAULT_SEEDS} seeds each, stopping at the "
+            f"Time records {session.state.record} and {following} here, {baselines.DEFAULT_SEEDS} seeds each, "
+            "stopping at the "
             f"target (about {_baseline_minutes(session):.0f} min)? Don't train meanwhile: runs slow each other."),
             answer)
 
@@ -158,7 +159,8 @@ class WorkActions:
                 self.notify(f"baseline: record {number}, seed {seed}: {done}", timeout=6)
 
             measurements = await b.measure(
-                session.track, record, runner=session.runner, runner_url=session.options.runner_url,
+                session.track, record, seeds=b.DEFAULT_SEEDS, runner=session.runner,
+                runner_url=session.options.runner_url,
                 work_dir=store.path.parent / "baseline-runs" / b.new_measurement_id(), gpus=session.options.gpus,
                 hang_timeout_s=session.options.hang_timeout_s, progress=progress, tool_version=__version__)
             store.add(measurements)
@@ -309,7 +311,7 @@ class WorkActions:
 
 def _baseline_minutes(session: Any) -> float:
     """A rough duration of the default baseline: seeds × both records' catalogue times, plus start-up."""
-    from copilot.core.research.baselines import DEFAULT_SEEDS
+    from copilot.core.research import baselines
 
     total = (session.state.record_time_s or 60.0) + (session.state.next_record_time_s or 60.0)
-    return max(1.0, DEFAULT_SEEDS * (total + 20.0) / 60.0)
+    return max(1.0, baselines.DEFAULT_SEEDS * (total + 20.0) / 60.0)
