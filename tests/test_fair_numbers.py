@@ -493,3 +493,38 @@ def test_plot_says_where_it_wrote_and_names_every_series(examples_copy: Path, tm
             assert {str(a.get_label()) for a in drawn} <= names and names
     finally:
         plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------------
+# The app: the offer at session start, and `B` measuring with the human's yes
+# --------------------------------------------------------------------------------------------------
+async def test_the_app_offers_the_baseline_and_measures_it_on_yes(tmp_path: Path, micro_data: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from copilot.ui.app import CopilotApp
+    from copilot.ui.screens.modals import ConfirmModal
+    from tests.support.ui import notifications, wait_until
+
+    track = tiny_track(micro_data, monkeypatch)
+    monkeypatch.setenv("SPEEDCOPILOT_BASELINES", str(tmp_path / "baselines.json"))
+    monkeypatch.setattr(b, "DEFAULT_SEEDS", 1)  # one run per record keeps the test short
+    fallback = b.BaselineChoice(source=b.CATALOGUE, record=0, next_record=1, record_time_s=208.4,
+                                next_record_time_s=75.9, reason="no baseline of record 0 and 1 measured here")
+    session = Session.create(tmp_path / "sessions", track, 0, OracleProvider(track, 0), baseline=fallback.to_fields())
+    app = CopilotApp(session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: any("Press B" in n for n in notifications(app)), what="the offer")
+        offer = next(n for n in notifications(app) if "Press B" in n)
+        assert "catalogue's times, measured on another machine" in offer
+        assert not (tmp_path / "baselines.json").exists()  # never measured without a yes
+        await pilot.press("B")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal), what="the question")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: any("same-machine baseline:" in n for n in notifications(app)),
+                         what="the measurement")
+        await wait_until(pilot, lambda: app.state.baseline_times()[2], what="the app's view of the new baseline")
+    await session.close()
+    events = read_events(session.dir / EVENTS_FILE).events
+    chosen = [e.body for e in events if e.type == "baseline_chosen"]
+    assert [c.source for c in chosen] == ["catalogue", "same_machine"]
+    assert chosen[-1].seeds == 1 and chosen[-1].record_time_s > 0
+    assert len(json.loads((tmp_path / "baselines.json").read_text())["measurements"]) == 2

@@ -166,13 +166,16 @@ def fitted_table(columns: list[Column], width: int, wide: bool = False, **table_
     from rich.table import Table
 
     table = Table(**table_kwargs)
-    for column in fit_columns(columns, width, wide):
+    chosen = fit_columns(columns, width, wide)
+    # what the chosen columns leave of the width: any one cell may grow into it before it is cut
+    spare = max(0, width - 1 - sum(max(c.width, len(c.name)) + 3 for c in chosen))
+    for column in chosen:
         if wide:
             table.add_column(column.name, justify=column.justify)  # type: ignore[arg-type]
         else:
             table.add_column(column.name, justify=column.justify, no_wrap=True,  # type: ignore[arg-type]
                              overflow="ellipsis", min_width=min(column.width, len(column.name)) or None,
-                             max_width=max(column.width, len(column.name)))
+                             max_width=max(column.width, len(column.name)) + spare)
     return table
 
 
