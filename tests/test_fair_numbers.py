@@ -363,6 +363,21 @@ def test_baseline_command_measures_stores_and_new_sessions_use_it(tmp_path: Path
     assert other["source"] == "catalogue" and "under other settings" in other["reason"]
 
 
+def test_baseline_command_refuses_bad_input_in_one_line(tmp_path: Path, micro_data: Path) -> None:
+    damaged = tmp_path / "damaged.json"
+    damaged.write_text("{oops", encoding="utf-8")
+    env = {"SPEEDCOPILOT_DATA_DIR": str(micro_data), "SPEEDCOPILOT_BASELINES": str(tmp_path / "b.json")}
+    cases = [(["--record", "6"], env, "last of the micro track"), (["--record", "2", "--seeds", "0"], env, "at least 1"),
+             (["--record", "99"], env, "no record 99"),
+             (["--record", "2"], {**env, "SPEEDCOPILOT_BASELINES": str(damaged)}, "is damaged")]
+    for args, case_env, message in cases:
+        result = cli("baseline", "--track", "micro", *args, env=case_env)
+        assert result.returncode == 1 and message in result.stderr, (args, result.stderr)
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert damaged.read_text(encoding="utf-8") == "{oops" and not (tmp_path / "b.json").exists()
+    assert not (tmp_path / "baseline-runs").exists()  # nothing started
+
+
 # --------------------------------------------------------------------------------------------------
 # The shipped examples, as a fresh clone shows them
 # --------------------------------------------------------------------------------------------------

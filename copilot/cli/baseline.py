@@ -74,6 +74,11 @@ def _measure(args: argparse.Namespace) -> int:
     work_dir = store.path.parent / "baseline-runs" / b.new_measurement_id()
     out = console(stderr=args.json)
     next_record = b.next_record_of(track, args.record)
+    if next_record is None:
+        from copilot.core.errors import ConfigError
+
+        raise ConfigError(f"record {args.record} is the last of the {track.name} track: a baseline times a task's "
+                          f"two records, N and N+1; pick an earlier record")
     fp = b.fingerprint(track, settings.runner, gpus)
     out.print(plain(f"timing {track.name} record {args.record}" + (f" and {next_record}" if next_record is not None
                                                                      else "") +
