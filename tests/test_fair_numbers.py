@@ -367,7 +367,8 @@ def test_baseline_command_refuses_bad_input_in_one_line(tmp_path: Path, micro_da
     damaged = tmp_path / "damaged.json"
     damaged.write_text("{oops", encoding="utf-8")
     env = {"SPEEDCOPILOT_DATA_DIR": str(micro_data), "SPEEDCOPILOT_BASELINES": str(tmp_path / "b.json")}
-    cases = [(["--record", "6"], env, "last of the micro track"), (["--record", "2", "--seeds", "0"], env, "at least 1"),
+    cases = [(["--record", "6"], env, "last of the micro track"),
+             (["--record", "2", "--seeds", "0"], env, "at least 1"),
              (["--record", "99"], env, "no record 99"),
              (["--record", "2"], {**env, "SPEEDCOPILOT_BASELINES": str(damaged)}, "is damaged")]
     for args, case_env, message in cases:

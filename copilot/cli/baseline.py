@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 from typing import Any
 
 from copilot.cli._common import (
@@ -128,7 +127,8 @@ def _print_result(out: Any, track: Any, measurements: list[Any], choice: Any) ->
     for m in measurements:
         add_fitted_row(table, {
             "record": str(m.record), "reached": f"{len(m.times)}/{len(m.runs)}", "mean": fmt_seconds(m.mean_s),
-            "std": "–" if m.std_s is None else f"{m.std_s:.2f} s", "catalogue": fmt_seconds(track.record(m.record).time_s),
+            "std": "–" if m.std_s is None else f"{m.std_s:.2f} s",
+            "catalogue": fmt_seconds(track.record(m.record).time_s),
             "times": ", ".join("–" if r.time_s is None else f"{r.time_s:.2f}" for r in m.runs)})
     out.print(table)
     if choice is None:

@@ -61,7 +61,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_wide_flag(parser)
     parser.add_argument("--csv", metavar="FILE", default=None, help="write rows as CSV ('-' = stdout)")
     parser.add_argument("--json", metavar="FILE", default=None, help="write rows + groups as JSON ('-' = stdout)")
-    parser.add_argument("--plot", metavar="PNG", type=Path, default=None, help="FSR by mode per task + best-time curves")
+    parser.add_argument("--plot", metavar="PNG", type=Path, default=None,
+                        help="FSR by mode per task + best-time curves (prints where it wrote the file)")
     add_session_dir_flag(parser)
     parser.set_defaults(func=run)
 

@@ -431,7 +431,7 @@ def _fill_summary(
     if started is None:
         row.problems.append("no session_started event: mode, task and FSR unknown")
     else:
-        _fill_from_started(row, started, baselines)
+        _fill_from_started(row, started)
 
     decision_times: list[float] = []
     run_ids: set[str] = set()
@@ -507,7 +507,7 @@ def _legacy(body: s.HunkDecided) -> s.HunkDecision | None:
         return None
 
 
-def _fill_from_started(row: SessionSummary, started: s.SessionStarted, baselines: Baselines | None) -> None:
+def _fill_from_started(row: SessionSummary, started: s.SessionStarted) -> None:
     row.session_id = started.session_id or row.session_id
     row.mode = started.mode
     row.track = started.track
@@ -587,7 +587,8 @@ def explain_session(row: SessionSummary) -> list[str]:
     """The FSR of one session with every input: which record times, from where, the session's best time, the
     arithmetic, the noise band and the speed-up in words."""
     name = row.folder or row.session_id
-    lines = [f"{name} · {row.mode or '?'} · {row.task or '?'} · target ≤ {_g(row.target_val_loss)}", f"  {FORMULA}"]
+    lines = [f"{name} · {row.mode or '?'} · {row.task or '?'} · target ≤ {_g(row.target_val_loss)}",
+             f"  {FORMULA}"]
     source = LABELS.get(row.baseline_source, row.baseline_source)
     lines.append(f"  baseline: {source}" + (f" ({row.baseline_reason})" if row.baseline_reason else "")
                  + (f", {row.baseline_seeds} seed(s) per record" if row.baseline_source == SAME_MACHINE else ""))
@@ -613,7 +614,8 @@ def explain_session(row: SessionSummary) -> list[str]:
         if row.within_noise is not None and t_i is not None and t_best is not None:
             verdict = "within noise: not told apart from record " + str(row.record) if row.within_noise else \
                 "beyond noise"
-            lines.append(f"         |t_i − t′| = {abs(t_i - t_best):.2f} s vs 2σ = {2 * row.noise_s:.2f} s → {verdict}"
+            lines.append(f"         |t_i − t′| = {abs(t_i - t_best):.2f} s vs 2σ = {2 * row.noise_s:.2f} s"
+                         f" → {verdict}"
                          + (f"; FSR ± {row.fsr_noise:.2f}" if row.fsr_noise is not None else ""))
     elif row.baseline_source == SAME_MACHINE:
         lines.append("  noise: unknown (fewer than 2 seeds per record reached the target)")
