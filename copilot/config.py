@@ -51,6 +51,7 @@ class Settings:
     gpus: int | None = None
     hang_timeout_s: float = 300.0
     run_timeout_s: float | None = None
+    run_env_pass: tuple[str, ...] = ()  # environment variables training runs may see beyond the allow-list
     theme: str = "speedcopilot-dark"
     participant: str | None = None
     hints_dir: Path | None = None
@@ -120,6 +121,7 @@ _ENV_MAP = {
     "SPEEDCOPILOT_GPUS": "gpus",
     "SPEEDCOPILOT_HANG_TIMEOUT_S": "hang_timeout_s",
     "SPEEDCOPILOT_RUN_TIMEOUT_S": "run_timeout_s",
+    "SPEEDCOPILOT_RUN_ENV_PASS": "run_env_pass",
     "SPEEDCOPILOT_THEME": "theme",
     "SPEEDCOPILOT_HINTS": "hint_levels",
     "SPEEDCOPILOT_HINTS_DIR": "hints_dir",
@@ -214,6 +216,9 @@ def _coerce(name: str, value: Any) -> Any:
             return int(value) if value is not None else None
         if name == "hint_levels":
             return parse_hint_levels(value)
+        if name == "run_env_pass":
+            names = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(str(n).strip() for n in names if str(n).strip())
         if name == "edit_format":
             return _edit_format(str(value), name)
         if name == "edit_formats":

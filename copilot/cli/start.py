@@ -135,6 +135,8 @@ def _options(settings, mode: str, args: argparse.Namespace | None = None, provid
         run_timeout_s=settings.run_timeout_s,
         budget=getattr(args, "agent_budget", None),
         runner_url=settings.runner,
+        run_env_pass=settings.run_env_pass,
+        secrets=tuple(v for v in (settings.api_key,) if v),  # scrubbed from run output even if not in the env
     )
 
 
@@ -142,11 +144,13 @@ def _ensure_data(track) -> None:
     """The micro corpus is generated on first use (seconds), with a progress bar before the app opens."""
     if track.name != "micro":
         return
-    from copilot.core.tracks.microdata import micro_data_ready, prepare_micro_data
+    from copilot.core.tracks.microlayout import micro_data_ready
 
     if micro_data_ready(track.data_dir):
         return
     from rich.progress import Progress
+
+    from copilot.core.tracks.microdata import prepare_micro_data
 
     with Progress(console=console()) as progress:
         task = progress.add_task("generating the micro corpus (first run only)", total=1.0)

@@ -614,8 +614,7 @@ class Session:
                 listener(run_id, line)
 
         result = await runs.watch_run(handle, spec, on_line=on_line, on_metric=on_metric, save_result=False)
-        await self._finish_run(run_id, result, "watcher")
-        return result
+        return await self._finish_run(run_id, result, "watcher")  # what waiters get is scrubbed too
 
     async def cancel_run(self, run_id: str) -> None:
         """Stop a live run on the user's request: the marker and SIGTERM go out now; the SIGKILL escalation
@@ -674,7 +673,7 @@ class Session:
         self._git_thread.shutdown(wait=False)
 
     # -- internals --------------------------------------------------------------------------
-    async def _finish_run(self, run_id: str, result: Any, recorded_by: str) -> None:
+    async def _finish_run(self, run_id: str, result: Any, recorded_by: str) -> Any:
         from copilot.core import runs
 
         result = _scrubbed(result, self.scrub)
@@ -684,6 +683,7 @@ class Session:
         self._log_finished(run_id, result, recorded_by)
         await self._git(self._note_run_result, run_id, result)
         self._handles.pop(run_id, None)
+        return result
 
     def _log_finished(self, run_id: str, result: Any, recorded_by: str) -> None:
         if not self.log.is_open:

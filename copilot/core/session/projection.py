@@ -214,14 +214,16 @@ class SessionState:
 
     def apply(self, event: Event) -> None:
         if event.type == "metric":  # the hot path: no typed body needed to append the fields
-            run = self.runs.get(event.data.get("run_id"))
-            if run is not None and "step" in event.data:
-                run._points.add(event.data)
+            data = event.data
+            run = self.runs.get(data.get("run_id"))
+            if run is not None and "step" in data:
+                run._points.add(data)
         else:
             handler = _HANDLERS.get(type(event.body))
             if handler is not None:
                 handler(self, event.body, event.t)
-        self.last_seq = max(self.last_seq, event.seq)
+        if event.seq > self.last_seq:
+            self.last_seq = event.seq
         self.last_t = event.t
         if self.started_t is None:
             self.started_t = event.t
