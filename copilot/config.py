@@ -56,6 +56,8 @@ class Settings:
     theme: str = "speedcopilot-dark"
     participant: str | None = None
     hints_dir: Path | None = None
+    target_val_loss: float | None = None  # None: the track's own target; set, every session/baseline uses it
+    stop_at_target: bool = False  # co-pilot runs end at the target (autonomous runs and baselines always do)
     prices: Mapping[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_PRICES))
     sources: tuple[str, ...] = ()  # where values came from, for `config show`
 
@@ -128,6 +130,8 @@ _ENV_MAP = {
     "SPEEDCOPILOT_PARTICIPANT": "participant",
     "SPEEDCOPILOT_EDIT_FORMAT": "edit_format",
     "SPEEDCOPILOT_MAX_TOKENS": "max_tokens",
+    "SPEEDCOPILOT_TARGET": "target_val_loss",
+    "SPEEDCOPILOT_STOP_AT_TARGET": "stop_at_target",
 }
 
 
@@ -206,7 +210,9 @@ def _coerce(name: str, value: Any) -> Any:
     try:
         if name in ("session_dir", "data_dir", "cache_dir", "hints_dir"):
             return Path(value).expanduser() if value is not None else None
-        if name in ("request_timeout_s", "request_deadline_s", "hang_timeout_s", "run_timeout_s"):
+        if name == "stop_at_target":
+            return _boolean(value, name)
+        if name in ("request_timeout_s", "request_deadline_s", "hang_timeout_s", "run_timeout_s", "target_val_loss"):
             return float(value) if value is not None else None
         if name in ("max_retries", "edit_retries", "gpus", "max_tokens", "edit_max_line_chars"):
             return int(value) if value is not None else None
@@ -229,6 +235,17 @@ def _coerce(name: str, value: Any) -> Any:
     except (TypeError, ValueError):
         raise ConfigError(f"setting {name}={value!r} has the wrong type") from None
     return value
+
+
+def _boolean(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"setting {name}={value!r} must be true or false")
 
 
 def _edit_format(value: str, name: str) -> str:

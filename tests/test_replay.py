@@ -386,7 +386,8 @@ async def test_replay_app_shows_script_at_head_and_run_curve_and_keys_move_the_t
         await pilot.press("N")  # back to the last decision: the run has not started yet
         await wait_until(pilot, lambda: _drawn(app, player) and table.row_count == 0, what="before the run")
         assert player.events[player.cursor - 1].type == "suggestion_decided"
-        assert not any(x.kind == "val" for x in chart.series)
+        # the chart redraws at most every MIN_REDRAW_S (panes/chart.py): wait for it rather than race it
+        await wait_until(pilot, lambda: not any(x.kind == "val" for x in chart.series), what="the chart emptied")
         await pilot.press("N", "N")  # back past the commit to the suggestion: the script is the record's
         await wait_until(pilot, lambda: _drawn(app, player) and _script(app) == start_script, what="the start")
         assert player.events[player.cursor - 1].type == "suggestion_received"

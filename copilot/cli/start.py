@@ -71,8 +71,26 @@ def open_session(args: argparse.Namespace, mode: str = "copilot"):
 
         options = replace(options, study=study.to_event(), budget=study.budgets.to_dict() or None)
     session = Session.create(settings.session_dir, track, record, provider, runner=build_runner(settings),
-                             options=options)
+                             options=options, baseline=baseline_for(settings, track, record))
     return settings, session
+
+
+def baseline_for(settings, track, record: int) -> dict:
+    """The baseline a new session records: the same-machine one when `speedcopilot baseline` measured this
+    task here under these settings, else the catalogue's times with the reason (core/research/baselines.py)."""
+    from copilot.core.errors import SpeedcopilotError
+    from copilot.core.research import baselines as b
+
+    next_record = b.next_record_of(track, record)
+    record_s = track.record(record).time_s
+    next_s = track.record(next_record).time_s if next_record is not None else None
+    fp = b.fingerprint(track, settings.runner, settings.gpus or 1)
+    try:
+        choice = b.select_baseline(b.BaselineStore(), fp, b.conditions(track), record, next_record, record_s, next_s)
+    except SpeedcopilotError as exc:  # a damaged store must not keep anyone from working: say so in the log
+        choice = b.BaselineChoice(source=b.CATALOGUE, record=record, next_record=next_record, record_time_s=record_s,
+                                  next_record_time_s=next_s, reason=str(exc), fingerprint_key=fp.key())
+    return choice.to_fields()
 
 
 def _recorded_runner(session_dir: Path) -> str:
@@ -151,4 +169,5 @@ def run(args: argparse.Namespace) -> int:
     # The app draws its first frame, then builds the session in a worker (git, provider): startup stays < 1 s.
     # Errors raised while building it are re-raised after the terminal is restored.
     return run_app(lambda: open_session(args, mode=args.mode)[1], theme=theme,
-                   on_theme_saved=lambda name: save_user_setting("theme", name)) or 0
+                   on_theme_saved=lambda name: save_user_setting("theme", name),
+                   stop_at_target=settings.stop_at_target) or 0

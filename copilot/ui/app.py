@@ -107,6 +107,7 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         self._edit_timer: Any = None
         self._edit_prompt_open = False
         self.closed = False
+        self.stop_at_target = False  # co-pilot runs end at the target (config stop_at_target)
         self.quit_choice: str | None = None
         self.flushes = 0
         self._bindings_signature: tuple | None = None
@@ -195,6 +196,7 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         session.resume_watching()
         self._load_reference(session.track, session.state.record)
         self.use_driver(self._driver_for(session))
+        self.offer_baseline()
         self.start(self._load_script(), "script", group="script")
         if getattr(session.track, "name", "") == "nanogpt":
             self.start(self._doctor(session), "doctor", group="doctor")
@@ -507,6 +509,7 @@ def run_app(
     session: "Session | Callable[[], Session]",
     theme: str | None = None,
     on_theme_saved: ThemeSaved | None = None,
+    stop_at_target: bool = False,
 ) -> int:
     """Run the co-pilot until the human quits; the session is always closed afterwards.
 
@@ -515,6 +518,7 @@ def run_app(
     terminal is restored) so the CLI prints it like any other.
     """
     app = CopilotApp(session, theme=theme, on_theme_saved=on_theme_saved)
+    app.stop_at_target = stop_at_target
     try:
         result = app.run()
     finally:

@@ -198,8 +198,9 @@ class Session:
             start_commit=workspace.head_sha(),
             branch=workspace.branch(),
             edit_format=options.edit_format,
-            baseline=baseline,
         ))
+        if baseline is not None:
+            session.record_baseline(baseline)
         return session
 
     @classmethod
@@ -237,6 +238,8 @@ class Session:
                 budget=started.budget,
                 runner_url=started.runner_url or "local",
             )
+        if state.target_val_loss and hasattr(track, "target_val_loss"):
+            track.target_val_loss = state.target_val_loss  # a session keeps the target it started with
         session = cls(session_dir, log, state, workspace, track, provider, runner or _local_runner(), base)
         log.append(s.SessionResumed(provider=provider.name, model=provider.model, provider_label=provider.label,
                                     offline=bool(provider.offline), problems=list(existing.problems),
@@ -629,6 +632,11 @@ class Session:
     def note(self, text: str) -> None:
         self.log.append(s.Note(text=text))
 
+    def record_baseline(self, fields: Mapping[str, Any]) -> None:
+        """Log the record times this session's numbers use from now on (core/research/baselines.py)."""
+        known = s._field_names(s.BaselineChosen)
+        self.log.append(s.BaselineChosen(**{k: v for k, v in fields.items() if k in known}))
+
     async def close(self, reason: str = "user", stop_runs: bool = False) -> None:
         """End the session. Live runs go on (a later resume records their end) unless `stop_runs`."""
         if not self.log.is_open:
@@ -853,7 +861,7 @@ def commit_message(rationale: str, suggestion_id: str) -> tuple[str, str]:
 
 
 def resolve_session_dir(sessions_root: Path, session_id: str) -> Path:
-    """Exact id, or a unique prefix of one, or 'last'."""
+    """Exact id, or a unique prefix of one, or a unique suffix (the short id tables show), or 'last'."""
     if not sessions_root.is_dir():
         raise SessionNotFoundError(f"no sessions folder at {sessions_root}")
     candidates = sorted(p for p in sessions_root.iterdir() if (p / EVENTS_FILE).exists())
@@ -862,7 +870,8 @@ def resolve_session_dir(sessions_root: Path, session_id: str) -> Path:
     exact = [p for p in candidates if p.name == session_id]
     if exact:
         return exact[0]
-    matches = [p for p in candidates if p.name.startswith(session_id)]
+    matches = [p for p in candidates if p.name.startswith(session_id)] or \
+        [p for p in candidates if p.name.endswith(session_id)]
     if len(matches) == 1:
         return matches[0]
     if matches:

@@ -56,6 +56,7 @@ class MicroTrack:
     """Track protocol implementation for the built-in CPU ladder."""
 
     name = "micro"
+    seed_env = "MICRO_SEED"  # the variable the record scripts seed themselves from (baselines vary it)
     script_name = "train_gpt.py"
 
     def __init__(self, data_dir: Path | None = None, root: Path | None = None) -> None:

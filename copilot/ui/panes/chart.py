@@ -59,4 +59,7 @@ class ChartPane(Pane):
 
     def _draw(self, view: View) -> None:
         self._last_draw = time.monotonic()
-        self.query_one(LossChart).show(chart_runs(view), view.ui.reference, view.state.target_val_loss or None)
+        record_s, _, same = view.state.baseline_times()
+        chart = self.query_one(LossChart)
+        chart.versus = (record_s, "" if same else " (cat.)")  # the projected time against the record, labelled
+        chart.show(chart_runs(view), view.ui.reference, view.state.target_val_loss or None)

@@ -68,9 +68,8 @@ class RunsPane(Pane):
 
 
 def _record_time(view: View) -> float | None:
-    baseline = view.state.baseline or {}
-    return baseline.get("record_time_s") or view.state.record_time_s
+    return view.state.baseline_times()[0]
 
 
 def _baseline_label(view: View) -> str:
-    return "same machine" if (view.state.baseline or {}).get("record_time_s") else "catalogue"
+    return "same machine" if view.state.baseline_times()[2] else "catalogue"

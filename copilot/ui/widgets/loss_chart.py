@@ -15,6 +15,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
+from copilot.core.research.baselines import speedup_text
 from copilot.core.runs.metrics import MetricPoint
 from copilot.core.session.projection import RunView
 from copilot.ui.widgets.run_table import short_run_id
@@ -165,6 +166,7 @@ class LossChart(Vertical, can_focus=True):
         super().__init__(id=id, classes=classes)
         self.series: list[ChartSeries] = []
         self.projection_ms: dict[str, float] = {}
+        self.versus: tuple[float | None, str] = (None, "")  # (record time the projection is set against, mark)
         self._last_args: tuple | None = None
         self._drawn = False  # the plot holds self.series
 
@@ -278,7 +280,11 @@ class LossChart(Vertical, can_focus=True):
             if best is not None:
                 text += f", best val {best:.4f}"
             if run.run_id in self.projection_ms:
-                text += f", target in ~{self.projection_ms[run.run_id] / 1000:.1f}s (projected)"
+                projected_s = self.projection_ms[run.run_id] / 1000
+                text += f", target in ~{projected_s:.1f}s (projected"
+                record_s, mark = self.versus
+                versus = speedup_text(record_s, projected_s)
+                text += f", {versus}{mark})" if versus != "—" else ")"
             parts.append(text)
         _show(caption, " · ".join(parts))
 
