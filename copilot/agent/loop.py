@@ -520,7 +520,7 @@ def describe(node: Node) -> str:
         return "not scored yet"
     if node.buggy:
         last = (node.error or "").strip().splitlines()[-1:] or [""]
-        detail = f": {last[0][:100]}" if last[0] else ""
+        detail = f": {last[0]}" if last[0] else ""  # whole: the "what to do" half of a message is its end
         return f"buggy, {node.outcome}{detail}"
     if node.reached_target and node.time_to_target_ms is not None:
         return f"reached the target in {node.time_to_target_ms / 1000:.1f} s"
