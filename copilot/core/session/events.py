@@ -27,7 +27,7 @@ from copilot.core.session.schema import (
     Unknown,
     decode,
 )
-from copilot.core.session.storage import storage_error
+from copilot.core.session.storage import STORAGE_ERRNOS, storage_error
 
 __all__ = ["EVENTS_FILE", "EVENT_TYPES", "Event", "EventLog", "ReadResult", "iter_type", "read_events"]
 
@@ -341,13 +341,31 @@ class EventLog:
                     os.ftruncate(self._fd, size)  # no torn line left behind where the disk allows it
                 except OSError:
                     pass  # the reader reports and a later open cuts what is left
-            self._failure = storage_error(
-                exc, f"cannot write to the log of session {self.session_dir.name} ({self.path})",
-                "new work stopped; a run in progress keeps training and writing its output.log. Free space "
-                f"or fix the disk, then `speedcopilot sessions repair {self.session_dir.name}` records what "
-                "happened meanwhile")
+            raise self.fail(exc) from None
+
+    def probe(self) -> None:
+        """Ask the disk whether it still takes writes (one metadata update of the lock file, no data): a disk
+        the kernel switched to read-only after an error says so here, while statvfs may still say rw."""
+        if self._lock_fd is None:
+            return
+        try:
+            os.utime(self._lock_fd)
+        except OSError as exc:
+            if exc.errno in STORAGE_ERRNOS:
+                raise self.fail(exc) from None
+
+    def fail(self, exc: OSError) -> StorageError:
+        """Close the log for good after the disk refused (or would refuse) a write; the StorageError to raise.
+        The lock is released, so `sessions repair` in another terminal can take over."""
+        with self._write_lock:
+            if self._failure is None:
+                self._failure = storage_error(
+                    exc, f"cannot write to the log of session {self.session_dir.name} ({self.path})",
+                    "new work stopped; a run in progress keeps training and writing its output.log. Free space "
+                    f"or fix the disk, then `speedcopilot sessions repair {self.session_dir.name}` records what "
+                    "happened meanwhile")
             self.close()
-            raise self._failure from None
+            return self._failure
 
     def _truncate_torn_tail(self) -> None:
         raw = self.path.read_bytes()

@@ -122,8 +122,10 @@ def _probe_write(folder: Path) -> None:
         finally:
             os.close(fd)
     except OSError as exc:
-        raise StorageError(f"the sessions folder {folder} is not writable: {_reason(exc)}; free space or fix "
-                           "its permissions, or pass --session-dir with another folder") from None
+        fix = {errno.EROFS: "the disk is mounted read-only", errno.ENOSPC: "free space on that disk",
+               errno.EDQUOT: "free space within your quota"}.get(exc.errno, "check the folder's permissions")
+        raise StorageError(f"the sessions folder {folder} is not writable: {_reason(exc)}; {fix}, or pass "
+                           "--session-dir with another folder") from None
     finally:
         try:
             probe.unlink()
