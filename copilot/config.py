@@ -52,9 +52,13 @@ class Settings:
     gpus: int | None = None
     hang_timeout_s: float = 300.0
     run_timeout_s: float | None = None
+    run_env_pass: tuple[str, ...] = ()  # environment variables training runs may see beyond the allow-list
+    agent_guard_override: bool = False  # autonomous mode may train commits the integrity guard blocks (logged)
     theme: str = "speedcopilot-dark"
     participant: str | None = None
     hints_dir: Path | None = None
+    target_val_loss: float | None = None  # None: the track's own target; set, every session/baseline uses it
+    stop_at_target: bool = False  # co-pilot runs end at the target (autonomous runs and baselines always do)
     prices: Mapping[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_PRICES))
     sources: tuple[str, ...] = ()  # where values came from, for `config show`
 
@@ -119,6 +123,8 @@ _ENV_MAP = {
     "SPEEDCOPILOT_GPUS": "gpus",
     "SPEEDCOPILOT_HANG_TIMEOUT_S": "hang_timeout_s",
     "SPEEDCOPILOT_RUN_TIMEOUT_S": "run_timeout_s",
+    "SPEEDCOPILOT_RUN_ENV_PASS": "run_env_pass",
+    "SPEEDCOPILOT_AGENT_GUARD_OVERRIDE": "agent_guard_override",
     "SPEEDCOPILOT_THEME": "theme",
     "SPEEDCOPILOT_HINTS": "hint_levels",
     "SPEEDCOPILOT_HINTS_DIR": "hints_dir",
@@ -128,6 +134,8 @@ _ENV_MAP = {
     "SPEEDCOPILOT_REQUEST_TIMEOUT_S": "request_timeout_s",
     "SPEEDCOPILOT_REQUEST_DEADLINE_S": "request_deadline_s",
     "SPEEDCOPILOT_MIN_FREE_MB": "min_free_mb",
+    "SPEEDCOPILOT_TARGET": "target_val_loss",
+    "SPEEDCOPILOT_STOP_AT_TARGET": "stop_at_target",
 }
 
 
@@ -206,6 +214,8 @@ def _coerce(name: str, value: Any) -> Any:
     try:
         if name in ("session_dir", "data_dir", "cache_dir", "hints_dir"):
             return Path(value).expanduser() if value is not None else None
+        if name == "stop_at_target":
+            return _boolean(value, name)
         if name in _POSITIVE_FLOATS:
             return _at_least(name, float(value), 0.0, strict=True) if value is not None else None
         if name in ("min_free_mb",):
@@ -216,6 +226,16 @@ def _coerce(name: str, value: Any) -> Any:
             return _at_least(name, int(value), 1) if value is not None else None
         if name == "hint_levels":
             return parse_hint_levels(value)
+        if name == "agent_guard_override":
+            if isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError(value)
+                return lowered in ("1", "true", "yes", "on")
+            return bool(value)
+        if name == "run_env_pass":
+            names = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(str(n).strip() for n in names if str(n).strip())
         if name == "edit_format":
             return _edit_format(str(value), name)
         if name == "edit_formats":
@@ -225,7 +245,7 @@ def _coerce(name: str, value: Any) -> Any:
     return value
 
 
-_POSITIVE_FLOATS = ("request_timeout_s", "request_deadline_s", "hang_timeout_s", "run_timeout_s")
+_POSITIVE_FLOATS = ("request_timeout_s", "request_deadline_s", "hang_timeout_s", "run_timeout_s", "target_val_loss")
 
 
 def _at_least(name: str, value: float, low: float, strict: bool = False) -> Any:
@@ -234,6 +254,17 @@ def _at_least(name: str, value: float, low: float, strict: bool = False) -> Any:
         bound = f"more than {low:g}" if strict else f"{low:g} or more"
         raise ConfigError(f"setting {name}={value!r} must be {bound}")
     return value
+
+
+def _boolean(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"setting {name}={value!r} must be true or false")
 
 
 def _edit_format(value: str, name: str) -> str:

@@ -105,8 +105,9 @@ def test_a_read_only_disk_is_refused_up_front_and_what_is_on_it_can_still_be_rea
             line = one_error_line(result.stderr)
             assert "Read-only file system (EROFS)" in line and "--session-dir" in line, line
         # reading needs no write: list, show and replay work on the read-only disk
-        listed = cli("sessions", "list", "--session-dir", sessions, env=env)
-        assert listed.returncode == 0 and session_dir.name in listed.stdout, listed.stderr
+        listed = cli("sessions", "list", "--json", "--session-dir", sessions, env=env)
+        assert listed.returncode == 0, listed.stderr
+        assert [row["id"] for row in json.loads(listed.stdout)] == [session_dir.name]
         shown = cli("sessions", "show", session_dir.name, "--session-dir", sessions, env=env)
         assert shown.returncode == 0 and f"session {session_dir.name}" in shown.stdout, shown.stderr
         replayed = cli("replay", session_dir.name, "--headless", "--session-dir", sessions, env=env)

@@ -25,6 +25,7 @@ from copilot.core.errors import (
     EditApplyError,
     EditParseError,
     ProviderError,
+    ProviderExhausted,
     RunError,
     SpeedcopilotError,
     WorkspaceError,
@@ -62,7 +63,8 @@ class AgentProgress:
 class AgentSummary:
     session_id: str
     policy: str
-    stop_reason: str  # budget | policy_complete | stopped | taken_over | provider_failed | baseline_failed
+    stop_reason: str  # budget | policy_complete | provider_exhausted | stopped | taken_over | provider_failed |
+    #                   baseline_failed
     detail: str
     nodes: list[Node] = field(default_factory=list)
     best: Node | None = None
@@ -106,6 +108,7 @@ class AutonomousAgent:
         self._current: asyncio.Future[Any] | None = None
         self._on_progress: Callable[[AgentProgress], None] | None = None
         self._provider_failures = 0
+        self._exhausted: str | None = None  # why the provider has nothing more to propose
         self._budget_cut: str | None = None
         self._running = False
 
@@ -169,7 +172,8 @@ class AutonomousAgent:
             self._running = False
             self._current = None
         self._progress(f"finished: {detail}")
-        if kind in ("budget", "policy_complete", "provider_failed", "baseline_failed") and self.close_on_finish \
+        if kind in ("budget", "policy_complete", "provider_exhausted", "provider_failed", "baseline_failed") \
+                and self.close_on_finish \
                 and self.session.log.is_open:
             await self.session.close(reason="budget_exhausted" if kind == "budget" else kind)
         return self.summary(kind, detail)
@@ -230,6 +234,9 @@ class AutonomousAgent:
                 self._log_note(f"policy {self.policy.name} complete", "agent_done")
                 return "policy_complete", f"policy {self.policy.name} has no further steps"
             await self._expand(plan)
+            if self._exhausted is not None:
+                self._log_note(f"the provider has nothing left to propose: {self._exhausted}", "agent_done")
+                return "provider_exhausted", self._exhausted
             if self._provider_failures >= self.max_provider_failures:
                 message = (f"the provider failed {self._provider_failures} times in a row; check the endpoint, "
                            "model and API key, then resume with `speedcopilot auto --resume`")
@@ -268,6 +275,9 @@ class AutonomousAgent:
         instruction = self._instruction(plan, node_id, parent)
         try:
             view = await self._await(self.session.request_suggestion(instruction=instruction))
+        except ProviderExhausted as exc:
+            self._exhausted = str(exc)  # not a buggy node: there is simply nothing more to try
+            return
         except (ProviderError, EditParseError, EditApplyError) as exc:
             if isinstance(exc, ProviderError):
                 self._provider_failures += 1

@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         saved = AgentTree.from_events(read_events(session.dir / EVENTS_FILE).events).config
         policy, budget, seed = agent_settings(args, saved)
-        agent = AutonomousAgent(session, policy, budget, seed)
+        agent = AutonomousAgent(session, policy, budget, seed,
+                                allow_guard_override=session.options.agent_guard_override)
         out.print(f"[bold]speedcopilot auto[/] · session {session.id} · policy {policy.name} · seed {seed} · "
                   f"{session.state.track} record {session.state.record} · provider {session.state.provider_label}")
         summary = asyncio.run(_drive(agent, out))

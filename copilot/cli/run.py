@@ -49,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
     _ensure_data(track)
     provider = OracleProvider(track, state.record)  # no suggestions are asked for in a headless run
     options = SessionOptions(gpus=settings.gpus or 1, hang_timeout_s=settings.hang_timeout_s,
-                             run_timeout_s=settings.run_timeout_s)
+                             run_timeout_s=settings.run_timeout_s,
+                             run_env_pass=settings.run_env_pass,
+                             secrets=tuple(v for v in (settings.api_key,) if v))
     session = Session.open(settings.session_dir, session_dir.name, track, provider,
                            runner=build_runner(settings), options=options, driver="run")
     try:
@@ -101,9 +103,20 @@ async def _follow(session, run_id: str, quiet: bool, out) -> object:
 
     if quiet:
         return await session.wait_run(run_id)
-    with Live(status_line(), console=out, refresh_per_second=4) as live:
-        session.subscribe_lines(lambda _run, _line: live.update(status_line()))
+    if out.is_terminal:
+        with Live(status_line(), console=out, refresh_per_second=4) as live:
+            session.subscribe_lines(lambda _run, _line: live.update(status_line()))
+            return await session.wait_run(run_id)
+
+    def on_event(event) -> None:  # piped or logged: one plain line per validation, nothing redrawn in place
+        if event.type == "metric" and event.get("run_id") == run_id and event.get("val_loss") is not None:
+            out.print(status_line(), markup=False, highlight=False)
+
+    session.subscribe(on_event)
+    try:
         return await session.wait_run(run_id)
+    finally:
+        session.unsubscribe(on_event)
 
 
 def _report(out, result: dict) -> int:

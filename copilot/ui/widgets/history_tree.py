@@ -59,21 +59,25 @@ class HistoryTree(Tree[str]):
         self.show_root = False
         self.guide_depth = 2
         self._signature: tuple | None = None
+        self._run_nodes: dict[str, TreeNode[str]] = {}
 
     def sync(self, state: SessionState) -> None:
         runs_by_commit: dict[str, list[RunView]] = {}
         for run in state.runs.values():
             runs_by_commit.setdefault(run.commit, []).append(run)
-        signature = (
-            state.head,
-            state.branch,
-            tuple(c.sha for c in state.commits),
-            tuple((r.run_id, r.status, r.best_val, r.reached_target) for r in state.runs.values()),
-        )
+        signature = (state.head, state.branch, tuple(c.sha for c in state.commits), tuple(state.runs))
         if signature == self._signature:
+            # same commits and runs: only run rows whose text changed are relabelled (a rebuild re-lays-out)
+            for run_id, node in self._run_nodes.items():
+                run = state.runs.get(run_id)
+                if run is not None:
+                    label = run_label(run)
+                    if node.label.plain != label.plain:
+                        node.set_label(label)
             return
         self._signature = signature
         self.clear()
+        self._run_nodes = {}
         seen: dict[str, TreeNode[str]] = {}
         for commit in state.commits:
             if commit.sha in seen:
@@ -81,7 +85,7 @@ class HistoryTree(Tree[str]):
             parent = seen.get(commit.parent or "", self.root)
             node = parent.add(commit_label(commit, state.head, state.branch), data=commit.sha, expand=True)
             for run in runs_by_commit.get(commit.sha, []):
-                node.add_leaf(run_label(run), data=None)
+                self._run_nodes[run.run_id] = node.add_leaf(run_label(run), data=None)
             seen[commit.sha] = node
             if commit.sha == state.head:
                 self.call_after_refresh(self.move_cursor, node)
