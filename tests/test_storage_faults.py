@@ -137,17 +137,23 @@ def test_a_nearly_full_disk_is_refused_up_front_with_the_free_space_named(tmp_pa
 # -- in the middle of a run -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("driver_kind", ["run", "auto"])
 def test_a_disk_that_fills_up_mid_run_stops_the_driver_not_the_training_and_repair_records_the_end(
-        tmp_path: Path, data: Path) -> None:
+        tmp_path: Path, data: Path, driver_kind: str) -> None:
     require_mounts()
     disk = tmp_path / "disk"
     with tmpfs(disk, "32m"):
-        session_dir = micro_session(disk / "sessions", data)
         sessions = str(disk / "sessions")
         # 12 steps with a validation each: the events after the disk is full outgrow the log's last page
         env = cli_env(data, MICRO_MAX_STEPS="12", MICRO_VAL_EVERY="1")
-        driver = spawn("run", "--session", session_dir.name, "--quiet", "--session-dir", sessions, env=env,
-                       out=tmp_path / "run.out")
+        if driver_kind == "run":
+            session_dir = micro_session(disk / "sessions", data)
+            driver = spawn("run", "--session", session_dir.name, "--quiet", "--session-dir", sessions, env=env,
+                           out=tmp_path / "run.out")
+        else:
+            driver = spawn("auto", "--record", "0", "--track", "micro", "--provider", "oracle", "--nodes", "1",
+                           "--session-dir", sessions, env=env, out=tmp_path / "run.out")
+            session_dir = wait_for(lambda: list((disk / "sessions").glob("*/events.jsonl")), "the session")[0].parent
         try:
             wait_for(lambda: has_event(session_dir, "metric"), "the first metric event")
             filler = fill_disk(disk)
@@ -169,7 +175,8 @@ def test_a_disk_that_fills_up_mid_run_stops_the_driver_not_the_training_and_repa
             assert repaired.returncode == 0, repaired.stdout + repaired.stderr
             assert f"run {run_dir.name} ended:" in repaired.stdout and "(resume by repair)" in repaired.stdout
             exit_code = int((run_dir / "exit_code").read_text())
-            _check_repaired(session_dir, run_dir, before, exit_code=exit_code, case="disk full (ENOSPC) mid-run")
+            _check_repaired(session_dir, run_dir, before, exit_code=exit_code,
+                            case=f"disk full (ENOSPC) mid-run, driver `{driver_kind}`")
         finally:
             driver.kill()
             driver.wait()

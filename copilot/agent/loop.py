@@ -368,6 +368,8 @@ class AutonomousAgent:
             self.session.unsubscribe_lines(self._on_line)
             if not waiter.done():
                 waiter.cancel()
+            elif not waiter.cancelled():
+                waiter.exception()  # the same outcome is read from the watcher below; unread, asyncio would print it
             self._current = None
         if watcher.cancelled():
             raise _Stopped
