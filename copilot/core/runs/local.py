@@ -25,9 +25,12 @@ from copilot.core.runs.base import (
 
 # Runs the command, then records its exit status next to the log. `$1` is the run folder (absolute), the rest
 # is the command. The shell stays the process-group leader, so killing the group stops everything it started.
+# A full or read-only disk refuses the exit_code file: the wrapper tries again each second for up to 15 min, so
+# the status lands once space is freed and a later resume records the true end (not "crashed, status unknown").
 _WRAPPER = (
-    'd="$1"; shift; "$@"; c=$?; '
-    'printf "%s\\n" "$c" > "$d/exit_code.tmp" && mv -f "$d/exit_code.tmp" "$d/exit_code"; '
+    'd="$1"; shift; "$@"; c=$?; i=0; '
+    'until printf "%s\\n" "$c" > "$d/exit_code.tmp" && mv -f "$d/exit_code.tmp" "$d/exit_code"; do '
+    'i=$((i+1)); [ "$i" -ge 900 ] && break; sleep 1; done 2>/dev/null; '
     'exit "$c"'
 )
 
@@ -242,8 +245,14 @@ class LocalRunner:
             "hang_timeout_s": spec.hang_timeout_s,
             "stop_at_target": spec.stop_at_target,
         }
-        _write_json_atomic(run_dir / RUN_JSON, info)
-        return LocalRunHandle(spec.run_id, run_dir, proc.pid, proc.pid, started_at, info["start_ticks"], proc)
+        handle = LocalRunHandle(spec.run_id, run_dir, proc.pid, proc.pid, started_at, info["start_ticks"], proc)
+        try:
+            _write_json_atomic(run_dir / RUN_JSON, info)
+        except OSError:
+            # without run.json nobody could re-attach to the run or record its end: it must not go on unseen
+            handle.kill(grace_s=1.0)
+            raise
+        return handle
 
     def attach(self, run_dir: Path) -> LocalRunHandle:
         info = read_run_info(run_dir)
