@@ -114,6 +114,10 @@ class AutonomousAgent:
     ) -> None:
         if not isinstance(parallel, int) or parallel < 1:
             raise ConfigError(f"parallel must be a whole number of at least 1, got {parallel!r}")
+        local = getattr(session.runner, "name", "local") == "local"
+        if parallel > 1 and local and getattr(session.track, "name", "") == "nanogpt":
+            raise ConfigError(f"--parallel {parallel} with the local runner would train {parallel} nanogpt runs on "
+                              "the same GPUs; use --runner slurm://… for parallel GPU runs, or --parallel 1")
         self.session = session
         self.parallel = parallel
         self.policy = policy
@@ -175,6 +179,11 @@ class AutonomousAgent:
     def live_nodes(self) -> list[Node]:
         return [live.node for live in self._live.values()]
 
+    @property
+    def live_runs(self) -> dict[int, str]:
+        """node id -> the run in flight that will score it"""
+        return {node_id: live.run_id for node_id, live in self._live.items()}
+
     def take_over(self) -> None:
         """The human takes the wheel: stop the agent and switch the session to co-pilot mode. A run in flight
         stays the session's: it is watched to its end, its metrics and result logged as usual."""
@@ -194,6 +203,9 @@ class AutonomousAgent:
         self.tree = AgentTree.from_events(events)
         self.usage = BudgetUsage.from_events(events)
         self._live, self._redo, self._cut = {}, [], set()
+        set_slots = getattr(self.session.runner, "set_slots", None)
+        if callable(set_slots):  # the local runner: K CPU slots, one per live run
+            set_slots(self.parallel)
         self.session.subscribe(self._on_event)
         self.session.subscribe_lines(self._on_line)
         try:

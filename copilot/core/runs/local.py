@@ -234,8 +234,13 @@ class LocalRunner:
     name = "local"
 
     def __init__(self, slots: int | None = None, cpus: list[int] | None = None) -> None:
-        self.slots = cpu_slots(slots, cpus) if slots is not None and slots > 1 else None
+        self.slots: list[tuple[int, ...]] | None = None
         self._busy: dict[str, tuple[int, LocalRunHandle]] = {}  # run id -> (slot, handle)
+        self.set_slots(slots, cpus)
+
+    def set_slots(self, slots: int | None, cpus: list[int] | None = None) -> None:
+        """Pin the runs started from now on to `slots` CPU groups (None or 1: no pinning, the whole machine)."""
+        self.slots = cpu_slots(slots, cpus) if slots is not None and slots > 1 else None
 
     def _take_slot(self) -> int:
         assert self.slots is not None
@@ -244,7 +249,8 @@ class LocalRunner:
                 del self._busy[run_id]
         load = [0] * len(self.slots)
         for slot, _ in self._busy.values():
-            load[slot] += 1
+            if slot < len(load):
+                load[slot] += 1
         return min(range(len(self.slots)), key=lambda i: (load[i], i))
 
     def start(self, spec: RunSpec) -> LocalRunHandle:
@@ -330,7 +336,7 @@ class LocalRunner:
         except (KeyError, TypeError, ValueError) as exc:
             raise RunError(f"{run_dir / RUN_JSON} is incomplete ({exc}); the run cannot be re-attached") from exc
         slot = info.get("cpu_slot")
-        if self.slots is not None and isinstance(slot, int) and 0 <= slot < len(self.slots):
+        if isinstance(slot, int) and slot >= 0:
             self._busy[handle.run_id] = (slot, handle)  # a re-attached run keeps its slot busy
         return handle
 
