@@ -294,15 +294,28 @@ async def test_parallel_search_builds_the_same_tree_as_one_at_a_time(tmp_path: P
 
 async def test_the_accelerator_budget_counts_every_live_run(tmp_path: Path) -> None:
     """Two runs that never end: the budget is spent by both together, so both are cut while neither alone
-    has used it."""
+    has used it, and that while the agent is paused."""
     never = tmp_path / "never"  # never created
     budget = 10.0
     with OpenAIServer() as server:
         server.script([draft("0.95", never), draft("0.93", never)])
         session = fixture_session(tmp_path, server, runner=LocalRunner())
-        summary = await asyncio.wait_for(AutonomousAgent(session, get_policy("flat", 2),
-                                                         Budget(nodes=5, accel_seconds=budget), parallel=2).run(),
-                                         DEADLINE_S)
+        agent = AutonomousAgent(session, get_policy("flat", 2), Budget(nodes=5, accel_seconds=budget), parallel=2)
+
+        paused: list[bool] = []
+
+        def on_progress(p) -> None:  # noqa: ANN001
+            if len(p.live) == 2 and not paused:
+                paused.append(True)
+                agent.pause()
+
+        task = asyncio.ensure_future(agent.run(on_progress=on_progress))
+        await wait_for(lambda: agent.paused, "the agent paused with two live runs")
+        cuts_of = lambda: [e for e in A.of_type(session.dir, "note") if e.get("kind") == "agent_budget_cut"]  # noqa: E731
+        await wait_for(lambda: len(cuts_of()) == 2, "both runs cut while paused")
+        assert agent.paused
+        agent.resume()
+        summary = await asyncio.wait_for(task, DEADLINE_S)
     scored = A.nodes_scored(session.dir)
     assert {i: (scored[i][0].get("outcome"), scored[i][0].get("reason")) for i in (1, 2)} == \
         {1: ("cancelled", "budget"), 2: ("cancelled", "budget")}

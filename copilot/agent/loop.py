@@ -208,12 +208,14 @@ class AutonomousAgent:
             set_slots(self.parallel)
         self.session.subscribe(self._on_event)
         self.session.subscribe_lines(self._on_line)
+        monitor = asyncio.ensure_future(self._watch_budget())
         try:
             await self._prepare()
             kind, detail = await self._search()
         except _Stopped:
             kind, detail = self._stop_reason or "stopped", "stopped by request"
         finally:
+            monitor.cancel()
             self.session.unsubscribe(self._on_event)
             self.session.unsubscribe_lines(self._on_line)
             self._release_followers()
@@ -433,8 +435,7 @@ class AutonomousAgent:
                 del self._live[node.id]
 
     async def _wait_any(self) -> None:
-        """Until a live node is scored; meanwhile cancel the live runs if they exhaust the wall or accelerator
-        budget. Stopping the agent ends the waiting, never the runs or their watching."""
+        """Until a live node is scored. Stopping the agent ends the waiting, never the runs or their watching."""
         while self._live:
             tasks = {live.task for live in self._live.values()}
             done, _ = await asyncio.wait(tasks, timeout=WATCH_POLL_S, return_when=asyncio.FIRST_COMPLETED)
@@ -445,7 +446,17 @@ class AutonomousAgent:
                     raise task.exception()  # type: ignore[misc]  # a bug in scoring: not to be swallowed
             if done:
                 return
-            await self._cut_runs_over_budget()
+
+    async def _watch_budget(self) -> None:
+        """All through run(), paused or asking for a suggestion: cancel the live runs once they (with what was
+        spent before) exhaust the wall or accelerator budget."""
+        while True:
+            await asyncio.sleep(WATCH_POLL_S)
+            if self._live:
+                try:
+                    await self._cut_runs_over_budget()
+                except SpeedcopilotError as exc:  # the runner could not be asked to stop; say so, keep watching
+                    self._log_note(f"could not cancel a run over budget: {exc}", "agent_budget_cut")
 
     async def _drain(self) -> None:
         while self._live:
