@@ -7,10 +7,13 @@ few runs, plus suggestions, decisions and commits) into a temp folder through th
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from copilot.core.edits.model import Hunk
+from copilot.core.session import schema as s
 from copilot.core.session.events import EVENTS_FILE, EventLog, read_events
 from copilot.core.session.projection import SessionState
 
@@ -18,29 +21,31 @@ from copilot.core.session.projection import SessionState
 def write_session(folder: Path, n_events: int) -> None:
     log = EventLog(folder)
     log.open()
-    log.append("session_started", session_id="bench", mode="copilot", track="micro", record=0,
-               target_val_loss=1.6, start_commit="0" * 40, branch="main")
+    log.append(s.SessionStarted(session_id="bench", mode="copilot", track="micro", record=0, target_val_loss=1.6,
+                                start_commit="0" * 40, branch="main"))
     run, step = 0, 0
     for i in range(n_events - 1):
         if i % 5000 == 0:
-            sid = f"s{i}"
-            log.append("suggestion_requested", suggestion_id=sid)
-            log.append("suggestion_received", suggestion_id=sid, rationale="r",
-                       hunks=[{"index": 0, "path": "train_gpt.py", "search": "a\n", "replace": "b\n"}])
-            log.append("hunk_decided", suggestion_id=sid, hunk_index=0, decision="accept")
-            log.append("commit_created", sha=f"{i:040d}", parent=None, provenance="ai", message="m")
+            sid, sha = f"s{i}", f"{i:040d}"
+            log.append(s.SuggestionRequested(suggestion_id=sid))
+            log.append(s.SuggestionReceived(suggestion_id=sid, rationale="r",
+                                            hunks=[Hunk(0, "train_gpt.py", "a\n", "b\n")]))
+            log.append(s.CommitCreated(sha=sha, parent=None, provenance="ai", message="m", suggestion_id=sid))
+            log.append(s.SuggestionDecided(suggestion_id=sid, commit=sha, decisions=[s.HunkDecision(0, "accept")]))
             run += 1
             step = 0
-            log.append("run_started", run_id=f"r{run}", commit=f"{i:040d}", command=["python"])
+            log.append(s.RunStarted(run_id=f"r{run}", commit=sha, command=["python"]))
         step += 1
-        fields = {"val_loss": 3.0 - step * 1e-4} if step % 10 == 0 else {"train_loss": 3.0 - step * 1e-4}
-        log.append("metric", run_id=f"r{run}", step=step, train_time_ms=step * 250.0, **fields)
+        loss = 3.0 - step * 1e-4
+        log.append(s.Metric(run_id=f"r{run}", step=step, train_time_ms=step * 250.0,
+                            val_loss=loss if step % 10 == 0 else None, train_loss=None if step % 10 == 0 else loss))
     log.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -49,16 +54,16 @@ def main() -> None:
         write_s = time.perf_counter() - t0
         size = (folder / EVENTS_FILE).stat().st_size
         timings, cpu = [], []
-        for _ in range(5):
+        for _ in range(args.repeat):
             t0, c0 = time.perf_counter(), time.process_time()
             result = read_events(folder / EVENTS_FILE)
             state = SessionState.from_events(result.events)
             timings.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
         print(f"{len(result.events)} events, {size / 1e6:.1f} MB; write (fsync each) {write_s:.1f} s; "
-              f"load+fold wall best {min(timings):.3f} s, median {sorted(timings)[2]:.3f} s; "
-              f"CPU best {min(cpu):.3f} s, median {sorted(cpu)[2]:.3f} s; "
-              f"{len(state.runs)} runs, {sum(len(r.points) for r in state.runs.values())} points")
+              f"load+fold wall best {min(timings):.3f} s, median {statistics.median(timings):.3f} s; "
+              f"CPU best {min(cpu):.3f} s, median {statistics.median(cpu):.3f} s; "
+              f"{len(state.runs)} runs, {sum(r.point_count for r in state.runs.values())} points")
 
 
 if __name__ == "__main__":

@@ -52,9 +52,13 @@ class Settings:
     gpus: int | None = None
     hang_timeout_s: float = 300.0
     run_timeout_s: float | None = None
+    run_env_pass: tuple[str, ...] = ()  # environment variables training runs may see beyond the allow-list
+    agent_guard_override: bool = False  # autonomous mode may train commits the integrity guard blocks (logged)
     theme: str = "speedcopilot-dark"
     participant: str | None = None
     hints_dir: Path | None = None
+    target_val_loss: float | None = None  # None: the track's own target; set, every session/baseline uses it
+    stop_at_target: bool = False  # co-pilot runs end at the target (autonomous runs and baselines always do)
     prices: Mapping[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_PRICES))
     sources: tuple[str, ...] = ()  # where values came from, for `config show`
 
@@ -120,12 +124,16 @@ _ENV_MAP = {
     "SPEEDCOPILOT_GPUS": "gpus",
     "SPEEDCOPILOT_HANG_TIMEOUT_S": "hang_timeout_s",
     "SPEEDCOPILOT_RUN_TIMEOUT_S": "run_timeout_s",
+    "SPEEDCOPILOT_RUN_ENV_PASS": "run_env_pass",
+    "SPEEDCOPILOT_AGENT_GUARD_OVERRIDE": "agent_guard_override",
     "SPEEDCOPILOT_THEME": "theme",
     "SPEEDCOPILOT_HINTS": "hint_levels",
     "SPEEDCOPILOT_HINTS_DIR": "hints_dir",
     "SPEEDCOPILOT_PARTICIPANT": "participant",
     "SPEEDCOPILOT_EDIT_FORMAT": "edit_format",
     "SPEEDCOPILOT_MAX_TOKENS": "max_tokens",
+    "SPEEDCOPILOT_TARGET": "target_val_loss",
+    "SPEEDCOPILOT_STOP_AT_TARGET": "stop_at_target",
 }
 
 
@@ -204,7 +212,9 @@ def _coerce(name: str, value: Any) -> Any:
     try:
         if name in ("session_dir", "data_dir", "cache_dir", "hints_dir"):
             return Path(value).expanduser() if value is not None else None
-        if name in ("request_timeout_s", "request_deadline_s", "hang_timeout_s", "run_timeout_s"):
+        if name == "stop_at_target":
+            return _boolean(value, name)
+        if name in ("request_timeout_s", "request_deadline_s", "hang_timeout_s", "run_timeout_s", "target_val_loss"):
             return float(value) if value is not None else None
         if name in ("max_retries", "edit_retries", "gpus", "max_tokens", "edit_max_line_chars"):
             return int(value) if value is not None else None
@@ -215,6 +225,16 @@ def _coerce(name: str, value: Any) -> Any:
             return count
         if name == "hint_levels":
             return parse_hint_levels(value)
+        if name == "agent_guard_override":
+            if isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError(value)
+                return lowered in ("1", "true", "yes", "on")
+            return bool(value)
+        if name == "run_env_pass":
+            names = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(str(n).strip() for n in names if str(n).strip())
         if name == "edit_format":
             return _edit_format(str(value), name)
         if name == "edit_formats":
@@ -222,6 +242,17 @@ def _coerce(name: str, value: Any) -> Any:
     except (TypeError, ValueError):
         raise ConfigError(f"setting {name}={value!r} has the wrong type") from None
     return value
+
+
+def _boolean(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"setting {name}={value!r} must be true or false")
 
 
 def _edit_format(value: str, name: str) -> str:

@@ -409,3 +409,28 @@ def test_cli_auto_on_micro_with_oracle_killed_and_resumed(tmp_path: Path) -> Non
     assert "nodes: 2" in done.stdout and "budget" in done.stdout, done.stdout
     types = [e.type for e in A.events(session_dir)]
     assert "session_resumed" in types and types[-2:] == ["budget_exhausted", "session_ended"]
+
+
+async def test_an_exhausted_oracle_stops_the_agent_instead_of_burning_nodes(tmp_path: Path) -> None:
+    """Greedy on the oracle: after the known change is applied there is nothing left to propose; the agent
+    stops with that reason, and no node is marked buggy for it."""
+    session = fixture_session(tmp_path)
+    summary = await AutonomousAgent(session, get_policy("greedy"), Budget(nodes=4), seed=0).run()
+    assert summary.stop_reason == "provider_exhausted" and "nothing left to propose" in summary.detail
+    assert summary.buggy == 0
+    assert sorted(A.nodes_created(session.dir)) == [0, 1]  # the baseline and the one node with the known change
+    assert A.of_type(session.dir, "session_ended")[-1].get("reason") == "provider_exhausted"
+
+
+async def test_the_config_may_let_the_agent_train_a_blocked_commit_and_that_is_logged(tmp_path: Path) -> None:
+    line = '            print(f"step:{step}/{STEPS} val_loss:{loss:.4f} train_time:{train_time_ms:.0f}ms "'
+    cheat = line.replace("val_loss:{loss:.4f}", "val_loss:{loss * 0.5:.4f}")
+    with OpenAIServer() as server:
+        server.script([A.block(line, cheat, "Report half the loss.")])
+        session = fixture_session(tmp_path, openai_provider(server))
+        await AutonomousAgent(session, get_policy("greedy"), Budget(nodes=1), allow_guard_override=True).run()
+    node1 = A.nodes_created(session.dir)[1]
+    assert [r.get("commit") for r in A.of_type(session.dir, "run_started")] == [session.state.start_commit,
+                                                                                node1.get("commit")]
+    (override,) = A.of_type(session.dir, "guard_override")
+    assert override.get("choice") == "run" and override.get("commit") == node1.get("commit")

@@ -140,3 +140,11 @@ def test_headless_run_trains_the_current_commit_of_a_micro_session(tmp_path: Pat
     assert "run_started" in kinds and "run_finished" in kinds
     vals = [e for e in events if e["type"] == "metric" and "val_loss" in e]
     assert [e["step"] for e in vals] == [0, 2, 4]
+
+    piped = cli("run", "--session", "last", "--session-dir", str(tmp_path / "sessions"), env=env, timeout=240)
+    assert piped.returncode == 0, piped.stdout + piped.stderr
+    lines = piped.stdout.splitlines()
+    progress = [line for line in lines if line.startswith("step ")]
+    assert len(progress) == 3 and all("best val" in line for line in progress)  # one line per validation
+    assert any(line.startswith("above_target · ") for line in lines)  # the verdict on its own line
+    assert "\r" not in piped.stdout and "\x1b" not in piped.stdout

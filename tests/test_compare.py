@@ -138,9 +138,11 @@ def test_baselines_toml_and_json_override_catalogue(tmp_path: Path) -> None:
     assert baselines.time("nanogpt", 3) == 120.0  # a record without a track applies to every track
     row = summarize_session(tmp_path / "s", baselines=baselines)
     assert row.fsr == pytest.approx((120.0 - 80.0) / (120.0 - 40.0))
-    # a partial override keeps the catalogue time for the other record
+    assert row.baseline_source == "file"
+    # a partial override is not mixed with the catalogue's times (other machine): both fall back, labelled
     row = summarize_session(tmp_path / "s", baselines=Baselines(by_track={"micro": {4: 50.0}}))
-    assert (row.record_time_s, row.next_record_time_s) == (100.0, 50.0)
+    assert (row.record_time_s, row.next_record_time_s) == (100.0, 60.0)
+    assert row.baseline_source == "catalogue" and "no time for both records" in row.baseline_reason
 
 
 @pytest.mark.parametrize(

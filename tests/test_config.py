@@ -48,3 +48,14 @@ def test_save_user_setting_round_trips_and_refuses_secrets(tmp_path: Path) -> No
     assert load_settings({}, env={}, cwd=tmp_path).theme == "speedcopilot-light"
     with pytest.raises(ConfigError):
         save_user_setting("api_key", "sk-x")
+
+
+def test_agent_guard_override_and_run_env_pass_come_from_the_environment(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    env = {"SPEEDCOPILOT_AGENT_GUARD_OVERRIDE": "yes", "SPEEDCOPILOT_RUN_ENV_PASS": "WANDB_API_KEY, HF_TOKEN"}
+    settings = load_settings(env=env, cwd=tmp_path)
+    assert settings.agent_guard_override is True and settings.run_env_pass == ("WANDB_API_KEY", "HF_TOKEN")
+    assert load_settings(env={}, cwd=tmp_path).agent_guard_override is False  # refused unless asked for
+    with pytest.raises(ConfigError, match="agent_guard_override"):
+        load_settings(env={"SPEEDCOPILOT_AGENT_GUARD_OVERRIDE": "perhaps"}, cwd=tmp_path)

@@ -134,3 +134,25 @@ def _function_from(path: Path, name: str):
     namespace: dict[str, object] = {}
     exec(compile(ast.Module(body=keep, type_ignores=[]), str(path), "exec"), namespace)  # noqa: S102
     return namespace[name]
+
+
+async def test_the_app_warns_at_start_when_a_run_would_fail_and_refuses_the_run(synced: NanoGPTTrack,
+                                                                               tmp_path: Path) -> None:
+    """On this GPU-less machine a nanogpt session opens with the doctor's lines, and `r` is refused with the
+    fix instead of crashing 15 s into torchrun."""
+    from copilot.ui.app import CopilotApp
+    from tests.support.ui import wait_until
+
+    session = Session.create(tmp_path / "sessions", synced, 5, OracleProvider(synced, 5))
+    app = CopilotApp(session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: any(n.title == "before you run" for n in app._notifications),
+                         what="the doctor's warning")
+        warning = next(n for n in app._notifications if n.title == "before you run")
+        assert "gpu" in warning.message.lower() and warning.severity == "error"
+        await pilot.press("r")
+        await wait_until(pilot, lambda: any(n.title == "run not started" for n in app._notifications),
+                         what="the refused run")
+        refused = next(n for n in app._notifications if n.title == "run not started")
+        assert "would fail" in refused.message and not app.state.runs
+        await app.close_and_exit(False)

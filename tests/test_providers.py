@@ -14,7 +14,7 @@ import pytest
 from openai import AsyncOpenAI
 
 from copilot.core import edits
-from copilot.core.errors import ConfigError, ProviderError, TrackError
+from copilot.core.errors import ConfigError, ProviderError, ProviderExhausted, TrackError
 from copilot.core.llm import prompts
 from copilot.core.llm.providers import (
     Completion,
@@ -428,17 +428,16 @@ async def test_oracle_proposes_only_what_is_left() -> None:
     assert apply_answer(text, {SCRIPT: partly}) == {SCRIPT: R1, "helper.py": HELPER}
 
 
-async def test_oracle_with_nothing_left_answers_without_blocks() -> None:
+async def test_oracle_with_nothing_left_says_it_is_exhausted() -> None:
     oracle = OracleProvider(TwoRecordTrack(), 0)
-    result = await oracle.complete(prompt_with(R1, {"helper.py": HELPER}))
-    assert "Nothing left to propose" in result.text
-    with pytest.raises(edits.EditParseError):
-        edits.parse_edits(result.text, SCRIPT)
+    with pytest.raises(ProviderExhausted, match="nothing left to propose: the files already match record 1"):
+        await oracle.complete(prompt_with(R1, {"helper.py": HELPER}))
 
 
 async def test_oracle_current_files_hook_wins_over_messages() -> None:
     oracle = OracleProvider(TwoRecordTrack(), 0, current_files=lambda: {SCRIPT: R1, "helper.py": HELPER})
-    assert "Nothing left" in (await oracle.complete(prompt_with(R0))).text
+    with pytest.raises(ProviderExhausted):
+        await oracle.complete(prompt_with(R0))
 
 
 async def test_oracle_reads_the_files_from_the_last_message_that_has_them() -> None:

@@ -386,7 +386,8 @@ async def test_replay_app_shows_script_at_head_and_run_curve_and_keys_move_the_t
         await pilot.press("N")  # back to the last decision: the run has not started yet
         await wait_until(pilot, lambda: _drawn(app, player) and table.row_count == 0, what="before the run")
         assert player.events[player.cursor - 1].type == "suggestion_decided"
-        assert not any(x.kind == "val" for x in chart.series)
+        # the chart redraws at most every MIN_REDRAW_S (panes/chart.py): wait for it rather than race it
+        await wait_until(pilot, lambda: not any(x.kind == "val" for x in chart.series), what="the chart emptied")
         await pilot.press("N", "N")  # back past the commit to the suggestion: the script is the record's
         await wait_until(pilot, lambda: _drawn(app, player) and _script(app) == start_script, what="the start")
         assert player.events[player.cursor - 1].type == "suggestion_received"
@@ -448,3 +449,24 @@ def test_cli_headless_prints_the_timeline(tmp_path: Path) -> None:
     missing = subprocess.run([_speedcopilot(), "replay", "nope", "--session-dir", str(tmp_path), "--headless"],
                              capture_output=True, text=True, env=env, timeout=60)
     assert missing.returncode == 1 and "speedcopilot sessions list" in missing.stderr
+
+
+async def test_a_replay_shows_the_guard_findings_and_the_override_of_a_run() -> None:
+    """What the human was shown and chose stays visible when the session is replayed."""
+    from tests.support.ui import C1, EventMaker, sample_events
+
+    maker = EventMaker()
+    maker.events = sample_events(finished_run=False)
+    finding = {"rule": "val.bent", "kind": "val_loss", "severity": "block", "line": 412,
+               "reason": "the printed val loss is clamped"}
+    maker.add(sc.GuardReport(commit=C1, findings=[finding], blocking=True))
+    maker.add(sc.GuardOverride(commit=C1, choice="run", rules=["val.bent"]))
+    maker.add(sc.RunStarted(run_id="r9", commit=C1, command=["python", "train_gpt.py"], runner="local"))
+    player = ReplayPlayer(maker.events, speed=1)
+    player.seek(player.duration)
+    app = replay_app(player, autoplay=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_until(pilot, lambda: app._drawn_cursor == (player.cursor, len(player.events)), what="the end")
+        note = app.screen.query_one("#guard-notes")
+        await wait_until(pilot, lambda: "run anyway by your choice" in str(note.render()), what="the guard note")
+        assert "line 412: the printed val loss is clamped" in str(note.render())

@@ -92,7 +92,7 @@ def test_run_row_and_history_summary_from_projection() -> None:
     done, live = state.runs["r1"], state.runs["r2"]
     row = run_row(done, state.record_time_s)
     assert row[:4] == ("r1", "aaaaaaa", "reached_target", "20/20")
-    assert row[6] == "1.5s" and row[7] == "8.33× faster (cat.)"  # 12.5 s catalogue record time / 1.5 s
+    assert row[6] == "1.5s" and row[7] == "8.3× faster (cat.)"  # 12.5 s catalogue record time / 1.5 s
     assert run_row(live, state.record_time_s)[2] == "running"
     assert "r1: ✓ target in 1.5s" in run_summary([done]) and "r2: running" in run_summary([live])
 

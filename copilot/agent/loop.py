@@ -37,6 +37,7 @@ from copilot.core.errors import (
     EditApplyError,
     EditParseError,
     ProviderError,
+    ProviderExhausted,
     RunError,
     SpeedcopilotError,
     WorkspaceError,
@@ -86,7 +87,8 @@ class _Live:
 class AgentSummary:
     session_id: str
     policy: str
-    stop_reason: str  # budget | policy_complete | stopped | taken_over | provider_failed | baseline_failed
+    stop_reason: str  # budget | policy_complete | provider_exhausted | stopped | taken_over | provider_failed |
+    #                   baseline_failed
     detail: str
     nodes: list[Node] = field(default_factory=list)
     best: Node | None = None
@@ -138,6 +140,7 @@ class AutonomousAgent:
         self._current: asyncio.Future[Any] | None = None
         self._on_progress: Callable[[AgentProgress], None] | None = None
         self._provider_failures = 0
+        self._exhausted: str | None = None  # why the provider has nothing more to propose
         self._live: dict[int, _Live] = {}
         self._redo: list[Node] = []  # adopted nodes whose runs must start again
         self._cut: set[str] = set()  # runs cancelled because a budget ran out
@@ -222,7 +225,8 @@ class AutonomousAgent:
             self._running = False
             self._current = None
         self._progress(f"finished: {detail}")
-        if kind in ("budget", "policy_complete", "provider_failed", "baseline_failed") and self.close_on_finish \
+        if kind in ("budget", "policy_complete", "provider_exhausted", "provider_failed", "baseline_failed") \
+                and self.close_on_finish \
                 and self.session.log.is_open:
             await self.session.close(reason="budget_exhausted" if kind == "budget" else kind)
         return self.summary(kind, detail)
@@ -314,6 +318,10 @@ class AutonomousAgent:
                 await self._wait_any()
                 continue
             await self._expand(plan)
+            if self._exhausted is not None:
+                await self._drain()  # what is already running is still scored
+                self._log_note(f"the provider has nothing left to propose: {self._exhausted}", "agent_done")
+                return "provider_exhausted", self._exhausted
 
     async def _wait_gate(self) -> None:
         if self._stop_reason is not None:
@@ -347,6 +355,9 @@ class AutonomousAgent:
         instruction = self._instruction(plan, node_id, parent)
         try:
             view = await self._await(self.session.request_suggestion(instruction=instruction))
+        except ProviderExhausted as exc:
+            self._exhausted = str(exc)  # not a buggy node: there is simply nothing more to try
+            return
         except (ProviderError, EditParseError, EditApplyError) as exc:
             if isinstance(exc, ProviderError):
                 self._provider_failures += 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +70,11 @@ def settings_from_args(args: argparse.Namespace, **extra: Any) -> Settings:
 def build_track(settings: Settings, name: str | None = None) -> Any:
     from copilot.core.tracks import build_track as _build
 
-    return _build(name or settings.track, data_dir=settings.data_dir, cache_dir=settings.cache_dir,
-                  hints_dir=settings.hints_dir)
+    track = _build(name or settings.track, data_dir=settings.data_dir, cache_dir=settings.cache_dir,
+                   hints_dir=settings.hints_dir)
+    if settings.target_val_loss is not None:  # a target of the user's own (tiny runs): recorded in sessions
+        track.target_val_loss = float(settings.target_val_loss)
+    return track
 
 
 def build_provider(settings: Settings, track: Any, record: int, name: str | None = None) -> Any:
@@ -120,3 +125,75 @@ def fmt_seconds(value: float | None) -> str:
     if value >= 120:
         return f"{value / 60:.2f} min"
     return f"{value:.1f} s"
+
+
+# -- tables that fit the terminal ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Column:
+    """A table column: its header, the width its cells need, and how much it matters (1 = most)."""
+
+    name: str
+    width: int
+    priority: int
+    justify: str = "left"
+
+
+_SESSION_ID = re.compile(r"^\d{8}-\d{6}-([0-9a-f]{4,})$")
+
+
+def short_session_id(name: str) -> str:
+    """`20261201-103348-2e52cc` → `2e52cc` (commands take it: a unique suffix); other folder names stay."""
+    match = _SESSION_ID.match(name)
+    return match.group(1) if match else name
+
+
+def fit_columns(columns: list[Column], width: int, wide: bool = False) -> list[Column]:
+    """The columns that fit `width` characters of a rich table (one border column plus padding and a separator
+    per column), taken by priority and shown in their declared order. `wide`: every column."""
+    if wide:
+        return list(columns)
+    chosen: set[str] = set()
+    used = 1
+    for column in sorted(columns, key=lambda c: c.priority):
+        need = max(column.width, len(column.name)) + 3
+        if used + need <= width or not chosen:
+            chosen.add(column.name)
+            used += need
+    return [c for c in columns if c.name in chosen]
+
+
+def fitted_table(columns: list[Column], width: int, wide: bool = False, **table_kwargs: Any) -> Any:
+    """A rich Table of the columns that fit; cells keep to one line (ellipsis) unless `wide`."""
+    from rich.table import Table
+
+    table = Table(**table_kwargs)
+    chosen = fit_columns(columns, width, wide)
+    # what the chosen columns leave of the width: any one cell may grow into it before it is cut
+    spare = max(0, width - 1 - sum(max(c.width, len(c.name)) + 3 for c in chosen))
+    for column in chosen:
+        if wide:
+            table.add_column(column.name, justify=column.justify)  # type: ignore[arg-type]
+        else:
+            table.add_column(column.name, justify=column.justify, no_wrap=True,  # type: ignore[arg-type]
+                             overflow="ellipsis", min_width=min(column.width, len(column.name)) or None,
+                             max_width=max(column.width, len(column.name)) + spare)
+    return table
+
+
+def add_fitted_row(table: Any, cells: dict[str, Any]) -> None:
+    """Add the cells of the columns the table shows (by header), printed as plain text."""
+    table.add_row(*(cells[c.header] if isinstance(cells[c.header], Text) else plain(cells[c.header])
+                    for c in table.columns))
+
+
+def add_wide_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wide", action="store_true",
+                        help="show every column (the default picks the columns that fit the terminal)")
+
+
+def print_table(out: Any, table: Any, wide: bool = False) -> None:
+    """Print a table; `wide` tables take the width they need (a pager or a file takes them whole)."""
+    if wide:
+        needed = out.measure(table, options=out.options.update_width(100_000)).maximum
+        out.width = max(out.width, needed)
+    out.print(table)

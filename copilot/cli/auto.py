@@ -102,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
         saved = AgentTree.from_events(read_events(session.dir / EVENTS_FILE).events).config
         policy, budget, seed = agent_settings(args, saved)
         parallel = parallel_setting(args, saved)
-        agent = AutonomousAgent(session, policy, budget, seed, parallel=parallel)
+        agent = AutonomousAgent(session, policy, budget, seed, parallel=parallel,
+                                allow_guard_override=session.options.agent_guard_override)
         out.print(f"[bold]speedcopilot auto[/] · session {session.id} · policy {policy.name} · seed {seed} · "
                   + (f"{parallel} nodes at once · " if parallel > 1 else "") +
                   f"{session.state.track} record {session.state.record} · provider {session.state.provider_label}")

@@ -7,7 +7,18 @@ import json
 import sys
 from pathlib import Path
 
-from copilot.cli._common import add_track_flag, build_track, console, fmt_seconds, plain, settings_from_args
+from copilot.cli._common import (
+    add_track_flag,
+    add_wide_flag,
+    build_track,
+    console,
+    fmt_seconds,
+    plain,
+    print_table,
+    settings_from_args,
+)
+
+FULL_LIST_BELOW = 100  # narrower terminals get number, time and description only
 
 FOLD_NOTE = ("task 6 (#6→#7, the PyTorch 2.5 upgrade) is folded out as in the paper; task 7 is #6→#8 and starts "
              "from record 7's code (record 6's on the newer torch) with the record_7 hints")
@@ -20,6 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     lst = sub.add_parser("list", help="every record of a track")
     add_track_flag(lst, default="micro")
     lst.add_argument("--json", action="store_true", help="print JSON (number, time_s, description, date, has_code)")
+    add_wide_flag(lst)
     lst.set_defaults(func=run_list)
 
     show = sub.add_parser("show", help="one record: facts, hints, and its script")
@@ -71,18 +83,27 @@ def run_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     out = console()
+    full = args.wide or out.width >= FULL_LIST_BELOW
     table = Table(title=f"{track.name} track · target val loss ≤ {track.target_val_loss}")
     table.add_column("#", no_wrap=True, justify="right", min_width=3)
     table.add_column("time", no_wrap=True, min_width=9)
-    table.add_column("name / description", no_wrap=True, overflow="ellipsis",
-                     max_width=_rest_width(out.width, (3, 9, 10, 4)))
-    table.add_column("date", no_wrap=True, min_width=10)
-    table.add_column("code", no_wrap=True, min_width=4)
+    if args.wide:  # everything, wrapped rather than cut
+        table.add_column("name / description")
+    else:
+        others = (3, 9, 10, 4) if full else (3, 9)
+        table.add_column("name / description", no_wrap=True, overflow="ellipsis",
+                         max_width=_rest_width(out.width, others))
+    if full:
+        table.add_column("date", no_wrap=True, min_width=10)
+        table.add_column("code", no_wrap=True, min_width=4)
     for r in records:
         name = distinct_name(r.name, r.description)
         text = f"{name}: {r.description}" if name else r.description
-        table.add_row(str(r.number), fmt_seconds(r.time_s), plain(text), r.date or "", "yes" if r.has_code else "no")
-    out.print(table)
+        cells = [str(r.number), fmt_seconds(r.time_s), plain(text)]
+        if full:
+            cells += [r.date or "", "yes" if r.has_code else "no"]
+        table.add_row(*cells)
+    print_table(out, table, args.wide)
     return 0
 
 

@@ -40,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
     _ensure_data(track)
     provider = OracleProvider(track, state.record)  # no suggestions are asked for in a headless run
     options = SessionOptions(gpus=settings.gpus or 1, hang_timeout_s=settings.hang_timeout_s,
-                             run_timeout_s=settings.run_timeout_s)
+                             run_timeout_s=settings.run_timeout_s,
+                             run_env_pass=settings.run_env_pass,
+                             secrets=tuple(v for v in (settings.api_key,) if v))
     session = Session.open(settings.session_dir, session_dir.name, track, provider,
                            runner=build_runner(settings), options=options)
     try:
@@ -77,10 +79,22 @@ async def _train(session, quiet: bool, override_guard: bool = False) -> int:
 
     if quiet:
         result = await session.wait_run(view.run_id)
-    else:
+    elif out.is_terminal:
         with Live(status_line(), console=out, refresh_per_second=4) as live:
             session.subscribe_lines(lambda _run, _line: live.update(status_line()))
             result = await session.wait_run(view.run_id)
+    else:  # piped or logged: one plain line per validation, nothing redrawn in place
+        printed = 0
+
+        def on_event(event) -> None:
+            nonlocal printed
+            if event.type == "metric" and event.get("run_id") == view.run_id and event.get("val_loss") is not None:
+                printed += 1
+                out.print(status_line(), markup=False, highlight=False)
+
+        session.subscribe(on_event)
+        result = await session.wait_run(view.run_id)
+        session.unsubscribe(on_event)
     ttt = result.time_to_target_ms
     out.print(
         f"[bold]{result.outcome.value}[/bold] · time to target {fmt_seconds(ttt / 1000 if ttt is not None else None)}"

@@ -7,7 +7,26 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from copilot.cli._common import add_session_dir_flag, console, fmt_seconds, plain, settings_from_args
+from copilot.cli._common import (
+    Column,
+    add_fitted_row,
+    add_session_dir_flag,
+    add_wide_flag,
+    console,
+    fitted_table,
+    print_table,
+    fmt_seconds,
+    plain,
+    settings_from_args,
+    short_session_id,
+)
+
+LIST_COLUMNS = [
+    Column("id", 14, 1), Column("started", 16, 7), Column("mode", 7, 2), Column("track", 5, 9),
+    Column("record", 6, 3, "right"), Column("provider", 16, 8), Column("sugg.", 5, 10, "right"),
+    Column("commits", 7, 11, "right"), Column("runs", 4, 5, "right"), Column("best to target", 9, 4, "right"),
+    Column("baseline", 12, 12), Column("status", 6, 6),
+]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -16,6 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     lst = sub.add_parser("list", help="one line per session")
     add_session_dir_flag(lst)
     lst.add_argument("--json", action="store_true", help="print JSON")
+    add_wide_flag(lst)
     lst.set_defaults(func=run_list)
     show = sub.add_parser("show", help="details of one session (id, unique prefix, or 'last')")
     show.add_argument("session_id")
@@ -57,6 +77,7 @@ def run_list(args: argparse.Namespace) -> int:
             "commits": max(len(state.commits) - 1, 0),
             "runs": len(state.runs),
             "best_time_to_target_s": best / 1000 if best is not None else None,
+            "baseline": "same machine" if state.baseline_times()[2] else "catalogue",
             "status": "ended" if state.ended else "open",
             "problems": len(problems),
         })
@@ -67,18 +88,15 @@ def run_list(args: argparse.Namespace) -> int:
     if not rows:
         out.print(plain(f"No sessions in {settings.session_dir}. Start one with `speedcopilot start --record 0`."))
         return 0
-    from rich.table import Table
-
-    table = Table(title=plain(f"sessions in {settings.session_dir}"))
-    for col in ("id", "started", "mode", "track", "record", "provider", "sugg.", "commits", "runs",
-                "best to target", "status"):
-        table.add_column(col)
+    table = fitted_table(LIST_COLUMNS, out.width, args.wide, title=plain(f"sessions in {settings.session_dir}"))
     for r in rows:
         status = r["status"] + (f" ({r['problems']} problems)" if r["problems"] else "")
-        table.add_row(*(plain(v) for v in (
-            r["id"], r["started"], r["mode"], r["track"], r["record"], r["provider"], r["suggestions"],
-            r["commits"], r["runs"], fmt_seconds(r["best_time_to_target_s"]), status)))
-    out.print(table)
+        add_fitted_row(table, {
+            "id": r["id"] if args.wide else short_session_id(r["id"]), "started": r["started"], "mode": r["mode"],
+            "track": r["track"], "record": str(r["record"]), "provider": r["provider"],
+            "sugg.": str(r["suggestions"]), "commits": str(r["commits"]), "runs": str(r["runs"]),
+            "best to target": fmt_seconds(r["best_time_to_target_s"]), "baseline": r["baseline"], "status": status})
+    print_table(out, table, args.wide)
     return 0
 
 

@@ -71,8 +71,26 @@ def open_session(args: argparse.Namespace, mode: str = "copilot"):
 
         options = replace(options, study=study.to_event(), budget=study.budgets.to_dict() or None)
     session = Session.create(settings.session_dir, track, record, provider, runner=build_runner(settings),
-                             options=options)
+                             options=options, baseline=baseline_for(settings, track, record))
     return settings, session
+
+
+def baseline_for(settings, track, record: int) -> dict:
+    """The baseline a new session records: the same-machine one when `speedcopilot baseline` measured this
+    task here under these settings, else the catalogue's times with the reason (core/research/baselines.py)."""
+    from copilot.core.errors import SpeedcopilotError
+    from copilot.core.research import baselines as b
+
+    next_record = b.next_record_of(track, record)
+    record_s = track.record(record).time_s
+    next_s = track.record(next_record).time_s if next_record is not None else None
+    fp = b.fingerprint(track, settings.runner, settings.gpus or 1)
+    try:
+        choice = b.select_baseline(b.BaselineStore(), fp, b.conditions(track), record, next_record, record_s, next_s)
+    except SpeedcopilotError as exc:  # a damaged store must not keep anyone from working: say so in the log
+        choice = b.BaselineChoice(source=b.CATALOGUE, record=record, next_record=next_record, record_time_s=record_s,
+                                  next_record_time_s=next_s, reason=str(exc), fingerprint_key=fp.key())
+    return choice.to_fields()
 
 
 def _recorded_runner(session_dir: Path) -> str:
@@ -117,6 +135,9 @@ def _options(settings, mode: str, args: argparse.Namespace | None = None, provid
         run_timeout_s=settings.run_timeout_s,
         budget=getattr(args, "agent_budget", None),
         runner_url=settings.runner,
+        run_env_pass=settings.run_env_pass,
+        secrets=tuple(v for v in (settings.api_key,) if v),  # scrubbed from run output even if not in the env
+        agent_guard_override=settings.agent_guard_override,
     )
 
 
@@ -124,11 +145,13 @@ def _ensure_data(track) -> None:
     """The micro corpus is generated on first use (seconds), with a progress bar before the app opens."""
     if track.name != "micro":
         return
-    from copilot.core.tracks.microdata import micro_data_ready, prepare_micro_data
+    from copilot.core.tracks.microlayout import micro_data_ready
 
     if micro_data_ready(track.data_dir):
         return
     from rich.progress import Progress
+
+    from copilot.core.tracks.microdata import prepare_micro_data
 
     with Progress(console=console()) as progress:
         task = progress.add_task("generating the micro corpus (first run only)", total=1.0)
@@ -146,4 +169,5 @@ def run(args: argparse.Namespace) -> int:
     # The app draws its first frame, then builds the session in a worker (git, provider): startup stays < 1 s.
     # Errors raised while building it are re-raised after the terminal is restored.
     return run_app(lambda: open_session(args, mode=args.mode)[1], theme=theme,
-                   on_theme_saved=lambda name: save_user_setting("theme", name)) or 0
+                   on_theme_saved=lambda name: save_user_setting("theme", name),
+                   stop_at_target=settings.stop_at_target) or 0

@@ -35,6 +35,10 @@ class ProviderError(SpeedcopilotError):
     """The LLM endpoint failed: auth, rate limit, server error, timeout, bad response."""
 
 
+class ProviderExhausted(ProviderError):
+    """The provider has nothing (more) to propose: the offline oracle once its known change is applied."""
+
+
 class RunError(SpeedcopilotError):
     """A training run could not be started, attached or cancelled."""
 

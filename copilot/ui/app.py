@@ -59,7 +59,7 @@ ERROR_TITLES = {
     "checkout": "could not branch", "check_external_edit": "could not read the working copy",
     "commit_external_edit": "could not commit your edit", "open": "could not open the session",
     "previews": "could not preview the hunks", "script": "could not read the script", "agent": "the agent stopped",
-    "player": "replay error", "guard": "could not record the choice",
+    "player": "replay error", "guard": "could not record the choice", "doctor": "could not check the machine",
 }
 
 
@@ -107,8 +107,10 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         self._edit_timer: Any = None
         self._edit_prompt_open = False
         self.closed = False
+        self.stop_at_target = False  # co-pilot runs end at the target (config stop_at_target)
         self.quit_choice: str | None = None
         self.flushes = 0
+        self._bindings_signature: tuple | None = None
 
     # -- the parts the actions use ------------------------------------------------------------------
     @property
@@ -136,7 +138,10 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def get_default_screen(self) -> MainScreen:
-        return MainScreen(replay=isinstance(self.driver, ReplayDriver), run_dir_of=self._run_dir_of)
+        # while a session is built off the loop the first frame is light (header, a line, footer); the panes
+        # are composed when it is open
+        return MainScreen(replay=isinstance(self.driver, ReplayDriver), run_dir_of=self._run_dir_of,
+                          opening=self._session_factory is not None)
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         theme = self.current_theme
@@ -180,6 +185,9 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         """Start rendering a live session: subscribe to its events and run lines, let its runs be watched,
         and hand it to the driver its mode asks for."""
         self.ui.opening = False
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                screen.opening = False  # recomposes with the panes
         self.state = copy.deepcopy(session.state)
         session.subscribe(self.ingest)
         session.subscribe_lines(self.ingest_line)
@@ -188,7 +196,10 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         session.resume_watching()
         self._load_reference(session.track, session.state.record)
         self.use_driver(self._driver_for(session))
+        self.offer_baseline()
         self.start(self._load_script(), "script", group="script")
+        if getattr(session.track, "name", "") == "nanogpt":
+            self.start(self._doctor(session), "doctor", group="doctor")
         self._dirty |= PANES
 
     def _driver_for(self, session: "Session") -> Driver:
@@ -206,6 +217,7 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         budget = Budget.from_dict(budget_fields)
         policy = Policy.from_dict(saved["policy"]) if saved.get("policy") else get_policy("tree", budget.nodes)
         agent = AutonomousAgent(session, policy, budget, int(saved.get("seed", 0) or 0), close_on_finish=False,
+                                allow_guard_override=session.options.agent_guard_override,
                                 parallel=int(saved.get("parallel", 1) or 1))
         self.notify(f"autonomous mode: policy {policy.name}, {budget_fields['nodes']} nodes · P pause/resume · "
                     "T take over")
@@ -293,7 +305,17 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         dirty, self._dirty = self._dirty, set()
         view = View(self.state, self.ui, self.driver.name, self.size.width)
         screen.broadcast(lambda: StateUpdated(view, dirty))
-        if dirty & {"suggestion", "header"}:
+        self._refresh_bindings_if_changed()
+
+    def _refresh_bindings_if_changed(self) -> None:
+        """The footer recomposes on every refresh_bindings (a re-layout of the screen): only when what the
+        human may do has changed."""
+        current = self.state.current_suggestion
+        signature = (self.driver.name, self.ui.opening, len(self.screen_stack),
+                     current.status if current else None, bool(current and current.hunks),
+                     self.driver.allows("agent_pause") if self.driver.name == "agent" else None)
+        if signature != self._bindings_signature:
+            self._bindings_signature = signature
             self.refresh_bindings()
 
     def _follow_replay(self, replayed: SessionState) -> None:
@@ -334,6 +356,19 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         screen = self.main()
         if view is not None and view.status == "received" and screen is not None and screen.pane_visible("suggestion"):
             self.call_after_refresh(self._focus_hunk, 0, True)
+
+    async def _doctor(self, session: "Session") -> None:
+        """At start, what would make a run fail (no GPU, no shards, the wrong torch): a warning, never a crash."""
+        from copilot.core.tracks.doctor import run_doctor
+
+        report = await asyncio.to_thread(run_doctor, session.track, record=session.state.record,
+                                         gpus=session.options.gpus, runner_url=session.options.runner_url)
+        problems = report.failures() + report.warnings()
+        if problems:
+            severity = "error" if report.failures() else "warning"
+            text = "\n".join(c.line() for c in problems[:4])
+            self.notify(f"{text}\n(speedcopilot doctor shows every check)", title="before you run",
+                        severity=severity, timeout=20)
 
     # -- scripts ----------------------------------------------------------------------------------------
     async def _load_script(self) -> None:
@@ -400,6 +435,10 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
                 self.on_theme_saved(theme.name)
             except Exception as exc:  # saving config must never take the app down
                 self.notify(f"could not save the theme choice: {exc}", severity="warning")
+        from copilot.ui.widgets.loss_chart import LossChart
+
+        for chart in self.query(LossChart):
+            chart.invalidate()  # its colours come from the theme
         self._dirty.add("chart")
 
     # -- closing ----------------------------------------------------------------------------------------
@@ -471,6 +510,7 @@ def run_app(
     session: "Session | Callable[[], Session]",
     theme: str | None = None,
     on_theme_saved: ThemeSaved | None = None,
+    stop_at_target: bool = False,
 ) -> int:
     """Run the co-pilot until the human quits; the session is always closed afterwards.
 
@@ -479,6 +519,7 @@ def run_app(
     terminal is restored) so the CLI prints it like any other.
     """
     app = CopilotApp(session, theme=theme, on_theme_saved=on_theme_saved)
+    app.stop_at_target = stop_at_target
     try:
         result = app.run()
     finally:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 SESSION_ACTIONS = frozenset({
     "suggest", "accept", "reject", "edit_hunk", "feedback", "accept_all", "reject_all", "next_hunk", "prev_hunk",
     "goto_hunk", "apply", "run", "cancel_run", "undo", "checkout", "external_edit", "check_edits", "note",
+    "measure_baseline",
 })
 AGENT_ACTIONS = frozenset({"agent_pause", "take_over"})
 REPLAY_ACTIONS = frozenset({"toggle_pause", "next_decision", "previous_decision", "seek", "goto", "faster",

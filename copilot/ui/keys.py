@@ -42,6 +42,8 @@ KEYMAP: tuple[KeyAction, ...] = (
     KeyAction("r", "run", "Run", "Runs", "Train the current commit"),
     KeyAction("K", "cancel_run", "Cancel run", "Runs", "Cancel the selected run (ctrl+c in the runs pane)",
               show=False),
+    KeyAction("B", "measure_baseline", "Baseline", "Runs",
+              "Time records N and N+1 on this machine, so FSR and 'vs record' compare like with like", show=False),
     KeyAction("p", "pin_run", "Pin", "Runs", "Pin or unpin the selected run on the loss chart", show=False),
     KeyAction("u", "undo", "Undo", "History", "Undo the last commit (a revert commit; nothing is lost)",
               show=False),

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 from urllib.parse import urlsplit
 
 from copilot.core.edits.model import ToolCall
-from copilot.core.errors import ConfigError, ProviderError, TrackError
+from copilot.core.errors import ConfigError, ProviderError, ProviderExhausted, TrackError
 
 log = logging.getLogger(__name__)
 
@@ -572,7 +572,7 @@ class OracleProvider:
         from copilot.core.edits import blocks_from_texts
 
         if self.target is None:
-            raise ProviderError(
+            raise ProviderExhausted(
                 f"Record {self.record} is the last record of track {self.track.name!r}: the oracle has nothing to "
                 "propose. Use --provider openai to ask a model for new ideas."
             )
@@ -590,8 +590,8 @@ class OracleProvider:
         ]
         blocks = [b for b in blocks if b]
         if not blocks:
-            return (f"Nothing left to propose: the files already match record {self.target}. "
-                    "Run them, or ask the model for new ideas.")
+            raise ProviderExhausted(f"the offline oracle has nothing left to propose: the files already match "
+                                    f"record {self.target}. Run them, or use --provider openai for new ideas.")
         return self._rationale() + "\n\n" + "\n".join(blocks)
 
     def _rationale(self) -> str:

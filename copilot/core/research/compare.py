@@ -35,6 +35,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from copilot.core.errors import ConfigError, SpeedcopilotError
+from copilot.core.research.baselines import CATALOGUE, FILE, LABELS, SAME_MACHINE, noise_verdict, speedup_text
 from copilot.core.session import schema as s
 from copilot.core.session.events import EVENTS_FILE, Event, read_events
 
@@ -369,6 +370,15 @@ class SessionSummary:
     started_at: float | None = None
     tool_version: str | None = None
     study: str | None = None
+    # Added 2026-12, after the older columns so that CSV readers by position keep working
+    folder: str = ""  # the session folder's name (what `sessions show` and `compare ID` take)
+    baseline_source: str = "catalogue"  # same_machine | catalogue | file: where t_i and t_{i+1} come from
+    baseline_reason: str | None = None  # why the catalogue stands in
+    baseline_seeds: int = 0
+    noise_s: float | None = None  # pooled seed-to-seed std of the baseline's times (same machine only)
+    speedup: str = "—"  # best time against t_i: "1.7× faster" / "1.3× slower"
+    fsr_noise: float | None = None  # half-width of the 2σ band noise alone gives FSR
+    within_noise: bool | None = None  # |t_i − t'| ≤ 2σ: not told apart from the starting record
     # (seconds since the first event, best time to target so far) at every improvement: for plots
     best_time_curve: list[tuple[float, float]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -389,7 +399,7 @@ def summarize_session(
     """Summarise one session folder. Never raises on a bad log: what was unreadable lands in `problems`."""
     session_dir = Path(session_dir)
     result = read_events(session_dir / EVENTS_FILE)
-    row = SessionSummary(session_id=session_dir.name, problems=list(result.problems))
+    row = SessionSummary(session_id=session_dir.name, folder=session_dir.name, problems=list(result.problems))
     try:
         _fill_summary(row, result.events, baselines, fail_value)
     except Exception as exc:  # noqa: BLE001 — a row with a problem beats a crashed comparison of 100 sessions
@@ -421,10 +431,11 @@ def _fill_summary(
     if started is None:
         row.problems.append("no session_started event: mode, task and FSR unknown")
     else:
-        _fill_from_started(row, started, baselines)
+        _fill_from_started(row, started)
 
     decision_times: list[float] = []
     run_ids: set[str] = set()
+    chosen: s.BaselineChosen | None = None
     for event in events:
         if event.type == "metric":
             continue
@@ -455,6 +466,8 @@ def _fill_summary(
             run_ids.add(body.run_id)
         elif isinstance(body, s.SessionEnded):
             row.ended_reason = body.reason
+        elif isinstance(body, s.BaselineChosen):
+            chosen = body
     row.runs = len(run_ids)
     if decision_times:
         row.median_decision_time_s = statistics.median(decision_times)
@@ -467,7 +480,11 @@ def _fill_summary(
     if reached:
         row.best_time_to_target_s = min(r.time_to_target_s for r in reached)  # type: ignore[type-var]
     row.best_time_curve = _best_time_curve(reached, row.started_at)
+    _apply_baseline(row, started, chosen, baselines)
     row.fsr = fsr(row.record_time_s, row.next_record_time_s, row.best_time_to_target_s, fail_value)
+    row.speedup = speedup_text(row.record_time_s, row.best_time_to_target_s)
+    verdict = noise_verdict(row.record_time_s, row.next_record_time_s, row.best_time_to_target_s, row.noise_s)
+    row.within_noise, row.fsr_noise = verdict.within_noise, verdict.fsr_half_width
 
     commits = runs_by_commit(events, target=row.target_val_loss)
     records = [c for c in commits if c.is_record]
@@ -490,7 +507,7 @@ def _legacy(body: s.HunkDecided) -> s.HunkDecision | None:
         return None
 
 
-def _fill_from_started(row: SessionSummary, started: s.SessionStarted, baselines: Baselines | None) -> None:
+def _fill_from_started(row: SessionSummary, started: s.SessionStarted) -> None:
     row.session_id = started.session_id or row.session_id
     row.mode = started.mode
     row.track = started.track
@@ -510,11 +527,35 @@ def _fill_from_started(row: SessionSummary, started: s.SessionStarted, baselines
         row.study = _str(started.study.get("name"))
     row.record_time_s = started.record_time_s
     row.next_record_time_s = started.next_record_time_s
+
+
+def _apply_baseline(row: SessionSummary, started: s.SessionStarted | None, chosen: s.BaselineChosen | None,
+                    baselines: Baselines | None) -> None:
+    """t_i and t_{i+1}: a --baselines file given for this comparison wins (it is the user's explicit choice),
+    then the same-machine baseline the session recorded, then the catalogue's times (labelled as such)."""
     if baselines is not None:
-        override = baselines.time(row.track, row.record)
-        row.record_time_s = override if override is not None else row.record_time_s
-        override = baselines.time(row.track, row.next_record)
-        row.next_record_time_s = override if override is not None else row.next_record_time_s
+        first, second = baselines.time(row.track, row.record), baselines.time(row.track, row.next_record)
+        if first is not None and second is not None:
+            row.record_time_s, row.next_record_time_s = first, second
+            row.baseline_source, row.baseline_reason = FILE, f"times from {baselines.source or 'a baselines file'}"
+            return
+    legacy = started.baseline if started is not None and isinstance(started.baseline, dict) else None
+    if chosen is None and legacy and legacy.get("record_time_s") is not None:
+        chosen = s.BaselineChosen(source=SAME_MACHINE, record_time_s=_num(legacy.get("record_time_s")),
+                                  next_record_time_s=_num(legacy.get("next_record_time_s")))
+    if chosen is not None and chosen.source == SAME_MACHINE and chosen.record_time_s is not None \
+            and chosen.next_record_time_s is not None:
+        row.record_time_s, row.next_record_time_s = chosen.record_time_s, chosen.next_record_time_s
+        row.baseline_source, row.baseline_reason = SAME_MACHINE, None
+        row.baseline_seeds, row.noise_s = chosen.seeds, chosen.noise_s
+        return
+    row.baseline_source = CATALOGUE
+    if chosen is not None and chosen.reason:
+        row.baseline_reason = chosen.reason
+    elif baselines is not None:
+        row.baseline_reason = f"{baselines.source or 'the baselines file'} has no time for both records"
+    else:
+        row.baseline_reason = "the session recorded no same-machine baseline"
 
 
 def _best_time_curve(reached: list[RunResult], start: float | None) -> list[tuple[float, float]]:
@@ -527,6 +568,85 @@ def _best_time_curve(reached: list[RunResult], start: float | None) -> list[tupl
             elapsed = (run.finished_at or 0.0) - (start or 0.0)
             curve.append((max(0.0, elapsed), best))
     return curve
+
+
+# --------------------------------------------------------------------------------------------------
+# Explaining a number
+# --------------------------------------------------------------------------------------------------
+FORMULA = "FSR = (t_i − t′) / (t_i − t_{i+1})   (arXiv 2506.22419, Eq. 1)"
+
+
+def group_label(key: dict[str, Any]) -> str:
+    """A group's values, without one that another repeats ("micro" beside the task "micro 2→3")."""
+    values = [str(v) for v in key.values()]
+    return " ".join(v for i, v in enumerate(values)
+                    if not any(v != other and v in other.split() for other in values[i + 1:] + values[:i]))
+
+
+def explain_session(row: SessionSummary) -> list[str]:
+    """The FSR of one session with every input: which record times, from where, the session's best time, the
+    arithmetic, the noise band and the speed-up in words."""
+    name = row.folder or row.session_id
+    lines = [f"{name} · {row.mode or '?'} · {row.task or '?'} · target ≤ {_g(row.target_val_loss)}",
+             f"  {FORMULA}"]
+    source = LABELS.get(row.baseline_source, row.baseline_source)
+    lines.append(f"  baseline: {source}" + (f" ({row.baseline_reason})" if row.baseline_reason else "")
+                 + (f", {row.baseline_seeds} seed(s) per record" if row.baseline_source == SAME_MACHINE else ""))
+    lines.append(f"  t_i     = {_s(row.record_time_s)}  record {row.record} ({source})")
+    lines.append(f"  t_{{i+1}} = {_s(row.next_record_time_s)}  record {row.next_record} ({source})")
+    lines.append(f"  t′      = {_s(row.best_time_to_target_s)}  best time to target "
+                 f"({row.runs_reached} of {row.runs_finished} run(s) reached it)")
+    t_i, t_next, t_best = row.record_time_s, row.next_record_time_s, row.best_time_to_target_s
+    if t_i is None or t_next is None:
+        lines.append("  FSR undefined: a record time is unknown")
+    elif t_i - t_next <= 0:
+        lines.append(f"  FSR undefined: record {row.next_record} is not faster than record {row.record} here "
+                     f"(t_i − t_{{i+1}} = {t_i - t_next:.2f} s)")
+    elif t_best is None:
+        lines.append("  FSR: no run reached the target (the session's FSR is empty; group statistics count it "
+                     "as --fail-value)")
+    else:
+        lines.append(f"  FSR = ({t_i:.2f} − {t_best:.2f}) / ({t_i:.2f} − {t_next:.2f}) = {t_i - t_best:.2f} / "
+                     f"{t_i - t_next:.2f} = {row.fsr:.3f}")
+        lines.append(f"  speed: {row.speedup} than record {row.record} ({source})")
+    if row.noise_s is not None:
+        lines.append(f"  noise: σ = {row.noise_s:.2f} s seed to seed (pooled over both records)")
+        if row.within_noise is not None and t_i is not None and t_best is not None:
+            verdict = "within noise: not told apart from record " + str(row.record) if row.within_noise else \
+                "beyond noise"
+            lines.append(f"         |t_i − t′| = {abs(t_i - t_best):.2f} s vs 2σ = {2 * row.noise_s:.2f} s"
+                         f" → {verdict}"
+                         + (f"; FSR ± {row.fsr_noise:.2f}" if row.fsr_noise is not None else ""))
+    elif row.baseline_source == SAME_MACHINE:
+        lines.append("  noise: unknown (fewer than 2 seeds per record reached the target)")
+    else:
+        lines.append("  noise: unknown (no same-machine baseline)")
+    return lines
+
+
+def explain_group(groups: Sequence["GroupSummary"], fail_value: float | None) -> list[str]:
+    failed = "left out" if fail_value is None else f"counted as {fail_value:g}"
+    lines = ["Groups: the mean of the sessions' FSR (a session that never reached the target",
+             f"is {failed}), a 95% percentile bootstrap CI over sessions ({DEFAULT_RESAMPLES:,} resamples,",
+             f"seed {DEFAULT_SEED}); IQM = mean of the middle 50% (trim_mean(x, 0.25), as rliable)."]
+    for g in groups:
+        key = group_label(g.key)
+        values = ", ".join(f"{v:.3f}" for v in g.fsr_values) or "none"
+        lines.append(f"  {key}: FSR values [{values}] → mean {_f(g.fsr_mean)} "
+                     f"[{_f(g.fsr_ci_low)}, {_f(g.fsr_ci_high)}], IQM {_f(g.fsr_iqm)}")
+    return lines
+
+
+def _s(value: float | None) -> str:
+    return "?" if value is None else f"{value:.2f} s"
+
+
+def _f(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _g(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -753,7 +873,20 @@ def _write_text(text: str, path_or_dash: str | Path) -> None:
 
 def plot(rows: Sequence[SessionSummary], out_png: str | Path, fail_value: float | None = 0.0) -> Path:
     """Two panels: mean FSR by mode for each task (dots = sessions), and best time to target against session
-    wall time (one step curve per session). Needs matplotlib (`pip install 'speedcopilot[plot]'`)."""
+    wall time (one step curve per session). Every series drawn has a legend entry. Needs matplotlib
+    (`pip install 'speedcopilot[plot]'`). Returns the file written."""
+    plt = _pyplot()
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig = figure(rows, fail_value, plt)
+    try:
+        fig.savefig(out, dpi=120)
+    finally:
+        plt.close(fig)
+    return out
+
+
+def _pyplot() -> Any:
     try:
         import matplotlib
 
@@ -764,60 +897,65 @@ def plot(rows: Sequence[SessionSummary], out_png: str | Path, fail_value: float 
             "plotting needs matplotlib, which is not installed: run `pip install 'speedcopilot[plot]'` "
             "(or `pip install matplotlib`), or export CSV/JSON instead"
         ) from None
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    return plt
+
+
+def figure(rows: Sequence[SessionSummary], fail_value: float | None = 0.0, plt: Any = None) -> Any:
+    """The comparison figure (the caller closes it)."""
+    plt = plt or _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    try:
-        _plot_fsr(left, rows, fail_value)
-        _plot_curves(right, rows)
-        fig.tight_layout()
-        fig.savefig(out, dpi=120)
-    finally:
-        plt.close(fig)
-    return out
+    _plot_fsr(left, rows, fail_value)
+    _plot_curves(right, rows)
+    fig.tight_layout()
+    return fig
 
 
 def _plot_fsr(ax: Any, rows: Sequence[SessionSummary], fail_value: float | None) -> None:
     tasks = list(dict.fromkeys(r.task or "?" for r in rows))
     modes = list(dict.fromkeys(r.mode or "?" for r in rows))
     width = 0.8 / max(1, len(modes))
+    labelled: set[str] = set()
     for m_index, mode in enumerate(modes):
         for t_index, task in enumerate(tasks):
             members = [r for r in rows if (r.task or "?") == task and (r.mode or "?") == mode]
             values = [v for v in (_fsr_value(r, fail_value) for r in members) if v is not None]
             x = t_index - 0.4 + width * (m_index + 0.5)
             if values:
+                first = mode not in labelled
                 ax.bar(x, statistics.fmean(values), width, color=f"C{m_index}", alpha=0.5,
-                       label=mode if t_index == 0 else None)
-                ax.scatter([x] * len(values), values, color=f"C{m_index}", s=12, zorder=3)
+                       label=f"{mode}: mean FSR" if first else None)
+                ax.scatter([x] * len(values), values, color=f"C{m_index}", s=12, zorder=3,
+                           label=f"{mode}: one session" if first else None)
+                labelled.add(mode)
     ax.set_xticks(range(len(tasks)))
     ax.set_xticklabels(tasks, rotation=20, ha="right")
-    ax.axhline(0.0, color="grey", linewidth=0.8)
-    ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
+    ax.axhline(0.0, color="grey", linewidth=0.8, label="FSR 0: the starting record's time")
+    ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--", label="FSR 1: the next record's time")
     ax.set_ylabel("FSR")
     ax.set_title("Fraction of speedup recovered by mode")
-    if modes:
-        ax.legend(title="mode")
+    ax.legend(fontsize="small")
 
 
 def _plot_curves(ax: Any, rows: Sequence[SessionSummary]) -> None:
     modes = list(dict.fromkeys(r.mode or "?" for r in rows))
-    labelled: set[str] = set()
+    drawn = 0
     for row in rows:
         if not row.best_time_curve:
             continue
         mode = row.mode or "?"
         xs = [p[0] / 60.0 for p in row.best_time_curve] + [row.wall_time_s / 60.0]
         ys = [p[1] for p in row.best_time_curve] + [row.best_time_curve[-1][1]]
-        colour = f"C{modes.index(mode)}"
-        ax.step(xs, ys, where="post", color=colour, alpha=0.8, label=mode if mode not in labelled else None)
-        ax.plot(xs[:-1], ys[:-1], "o", color=colour, markersize=3)  # the improvements
-        labelled.add(mode)
+        # one series per session: the step curve, with a marker at each improvement
+        ax.plot(xs, ys, drawstyle="steps-post", color=f"C{modes.index(mode)}", alpha=0.8, marker="o",
+                markersize=3, markevery=list(range(len(xs) - 1)), label=f"{mode} {row.folder or row.session_id}")
+        drawn += 1
     ax.set_xlabel("session wall time (min)")
     ax.set_ylabel("best time to target (s)")
     ax.set_title("Best time to target over the session")
-    if labelled:
-        ax.legend(title="mode")
+    if drawn:
+        ax.legend(fontsize="small")
+    else:
+        ax.text(0.5, 0.5, "no session reached the target", ha="center", va="center", transform=ax.transAxes)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ from copilot.core.runs.base import (
 from copilot.core.runs.logparse import LogParser
 from copilot.core.runs.metrics import MetricPoint
 
-READ_CHUNK = 1 << 20  # bytes per read while tailing; a replay of a long log yields to the loop between chunks
+READ_CHUNK = 1 << 20  # bytes per read of the part before from_offset (parsed without callbacks)
+LIVE_CHUNK = 1 << 16  # bytes per read while tailing (~1,500 lines): the loop gets a turn between chunks
 
 # -- watching --------------------------------------------------------------------------------------------
 
@@ -72,12 +73,12 @@ class _Tail:
             return False
         got = False
         while True:
-            data = self._fh.read(READ_CHUNK)
+            data = self._fh.read(LIVE_CHUNK)
             if not data:
                 return got
             got = True
             self._emit(self.parser.feed(self._decoder.decode(data), self.on_line))
-            if len(data) == READ_CHUNK:
+            if len(data) == LIVE_CHUNK:
                 await asyncio.sleep(0)
 
     def finish(self) -> None:

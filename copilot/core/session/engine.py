@@ -74,6 +74,7 @@ class SessionOptions:
     edit_limits: edits.EditLimits = field(default_factory=edits.EditLimits)
     run_env_pass: tuple[str, ...] = ()  # environment variables the user lets runs see beyond the allow-list
     secrets: tuple[str, ...] = ()  # values scrubbed from run output (the API key), besides the environment's
+    agent_guard_override: bool = False  # an autonomous driver may train commits the guard blocks (config)
 
 
 class GuardBlocked(RunError):
@@ -198,8 +199,9 @@ class Session:
             start_commit=workspace.head_sha(),
             branch=workspace.branch(),
             edit_format=options.edit_format,
-            baseline=baseline,
         ))
+        if baseline is not None:
+            session.record_baseline(baseline)
         return session
 
     @classmethod
@@ -237,6 +239,8 @@ class Session:
                 budget=started.budget,
                 runner_url=started.runner_url or "local",
             )
+        if state.target_val_loss and hasattr(track, "target_val_loss"):
+            track.target_val_loss = state.target_val_loss  # a session keeps the target it started with
         session = cls(session_dir, log, state, workspace, track, provider, runner or _local_runner(), base)
         log.append(s.SessionResumed(provider=provider.name, model=provider.model, provider_label=provider.label,
                                     offline=bool(provider.offline), problems=list(existing.problems),
@@ -675,8 +679,7 @@ class Session:
 
         result = await runs.watch_run(handle, spec, on_line=on_line, on_metric=on_metric, save_result=False,
                                       on_running=on_running)
-        await self._finish_run(run_id, result, "watcher")
-        return result
+        return await self._finish_run(run_id, result, "watcher")  # what waiters get is scrubbed too
 
     async def cancel_run(self, run_id: str) -> None:
         """Stop a live run on the user's request: the marker and SIGTERM go out now; the SIGKILL escalation
@@ -692,6 +695,11 @@ class Session:
     # -- misc -------------------------------------------------------------------------------
     def note(self, text: str) -> None:
         self.log.append(s.Note(text=text))
+
+    def record_baseline(self, fields: Mapping[str, Any]) -> None:
+        """Log the record times this session's numbers use from now on (core/research/baselines.py)."""
+        known = s._field_names(s.BaselineChosen)
+        self.log.append(s.BaselineChosen(**{k: v for k, v in fields.items() if k in known}))
 
     async def close(self, reason: str = "user", stop_runs: bool = False) -> None:
         """End the session. Live runs go on (a later resume records their end) unless `stop_runs`."""
@@ -730,7 +738,7 @@ class Session:
         self._git_thread.shutdown(wait=False)
 
     # -- internals --------------------------------------------------------------------------
-    async def _finish_run(self, run_id: str, result: Any, recorded_by: str) -> None:
+    async def _finish_run(self, run_id: str, result: Any, recorded_by: str) -> Any:
         from copilot.core import runs
 
         result = _scrubbed(result, self.scrub)
@@ -741,6 +749,7 @@ class Session:
         await self._git(self._note_run_result, run_id, result)
         await self._git(self._drop_copy, self.dir / RUNS_DIR / run_id)
         self._handles.pop(run_id, None)
+        return result
 
     def _log_finished(self, run_id: str, result: Any, recorded_by: str) -> None:
         if not self.log.is_open:
@@ -917,7 +926,7 @@ def commit_message(rationale: str, suggestion_id: str) -> tuple[str, str]:
 
 
 def resolve_session_dir(sessions_root: Path, session_id: str) -> Path:
-    """Exact id, or a unique prefix of one, or 'last'."""
+    """Exact id, or a unique prefix of one, or a unique suffix (the short id tables show), or 'last'."""
     if not sessions_root.is_dir():
         raise SessionNotFoundError(f"no sessions folder at {sessions_root}")
     candidates = sorted(p for p in sessions_root.iterdir() if (p / EVENTS_FILE).exists())
@@ -926,7 +935,8 @@ def resolve_session_dir(sessions_root: Path, session_id: str) -> Path:
     exact = [p for p in candidates if p.name == session_id]
     if exact:
         return exact[0]
-    matches = [p for p in candidates if p.name.startswith(session_id)]
+    matches = [p for p in candidates if p.name.startswith(session_id)] or \
+        [p for p in candidates if p.name.endswith(session_id)]
     if len(matches) == 1:
         return matches[0]
     if matches:

@@ -198,7 +198,7 @@ class SessionState:
     participant: str | None = None
     record_time_s: float | None = None
     next_record_time_s: float | None = None
-    baseline: dict[str, Any] | None = None
+    baseline: dict[str, Any] | None = None  # the latest baseline_chosen's fields (source, times, noise, reason)
     start_commit: str | None = None
     suggestions: dict[str, SuggestionView] = field(default_factory=dict)
     commits: list[CommitView] = field(default_factory=list)
@@ -246,6 +246,15 @@ class SessionState:
         run = self.runs.get(node.run_ids[-1]) if node.run_ids else None
         return run.phase if run is not None else "preparing"
 
+    def baseline_times(self) -> tuple[float | None, float | None, bool]:
+        """(t_i, t_{i+1}, same_machine): the times of the baseline the session chose when they were measured
+        on its machine, else the catalogue's (measured elsewhere)."""
+        chosen = self.baseline or {}
+        same = chosen.get("source", "same_machine") == "same_machine" and chosen.get("record_time_s") is not None
+        if same:
+            return chosen.get("record_time_s"), chosen.get("next_record_time_s"), True
+        return self.record_time_s, self.next_record_time_s, False
+
     def best_time_to_target_ms(self) -> float | None:
         times = [r.time_to_target_ms for r in self.runs.values()
                  if r.reached_target and r.time_to_target_ms is not None]
@@ -253,14 +262,16 @@ class SessionState:
 
     def apply(self, event: Event) -> None:
         if event.type == "metric":  # the hot path: no typed body needed to append the fields
-            run = self.runs.get(event.data.get("run_id"))
-            if run is not None and "step" in event.data:
-                run._points.add(event.data)
+            data = event.data
+            run = self.runs.get(data.get("run_id"))
+            if run is not None and "step" in data:
+                run._points.add(data)
         else:
             handler = _HANDLERS.get(type(event.body))
             if handler is not None:
                 handler(self, event.body, event.t)
-        self.last_seq = max(self.last_seq, event.seq)
+        if event.seq > self.last_seq:
+            self.last_seq = event.seq
         self.last_t = event.t
         if self.started_t is None:
             self.started_t = event.t
@@ -286,6 +297,10 @@ def _session_started(state: SessionState, b: s.SessionStarted, t: float) -> None
         state.head = b.start_commit
         state.branch = b.branch or "main"
         state.commits.append(CommitView(b.start_commit, None, state.branch, "start", "start", None, t))
+
+
+def _baseline_chosen(state: SessionState, b: s.BaselineChosen, t: float) -> None:
+    state.baseline = b.to_dict()
 
 
 def _session_resumed(state: SessionState, b: s.SessionResumed, t: float) -> None:
@@ -442,6 +457,7 @@ def _suggestion(state: SessionState, sid: str, t: float) -> SuggestionView:
 
 _HANDLERS: dict[type, Callable[[SessionState, Any, float], None]] = {
     s.SessionStarted: _session_started,
+    s.BaselineChosen: _baseline_chosen,
     s.SessionResumed: _session_resumed,
     s.SuggestionRequested: _suggestion_requested,
     s.SuggestionReceived: _suggestion_received,

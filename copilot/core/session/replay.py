@@ -30,13 +30,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 from copilot.core.errors import SessionNotFoundError, WorkspaceError
 from copilot.core.session import schema as s
 from copilot.core.session.events import EVENTS_FILE, Event, read_events
 from copilot.core.session.projection import SessionState
-from copilot.core.session.workspace import Workspace
+
+if TYPE_CHECKING:  # git (GitPython) loads only when a replay reads scripts, not for the app's first frame
+    from copilot.core.session.workspace import Workspace
 
 DECISION_TYPES = frozenset({"suggestion_received", "suggestion_decided", "hunk_decided", "commit_created"})
 BUNDLE_FILE = "workspace.bundle"
@@ -556,6 +558,8 @@ def default_cache_dir() -> Path:
 def workspace_for(session_dir: Path, cache_dir: Path | None = None) -> Workspace:
     """The session's git workspace: `<session>/workspace/`, or a clone of `<session>/workspace.bundle` kept in
     `<cache>/replay/<bundle hash>/` (exported and example sessions). Never writes to the session folder."""
+    from copilot.core.session.workspace import Workspace
+
     session_dir = Path(session_dir)
     local = session_dir / WORKSPACE_DIR
     if (local / ".git").exists():

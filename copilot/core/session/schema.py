@@ -148,6 +148,31 @@ class SessionStarted(EventBody):
 
 
 @dataclass(frozen=True)
+class BaselineChosen(EventBody):
+    """The record times this session's numbers are computed against ("vs record", FSR, projected time):
+    measured on this machine (source same_machine, see core/research/baselines.py) or the catalogue's, with
+    the reason it stands in. The latest one counts."""
+
+    TYPE = "baseline_chosen"
+    REQUIRED = ("source",)
+    source: str = "catalogue"  # same_machine | catalogue | file
+    record: int = 0
+    next_record: int | None = None
+    record_time_s: float | None = None
+    next_record_time_s: float | None = None
+    reason: str | None = None
+    record_std_s: float | None = None
+    next_record_std_s: float | None = None
+    seeds: int = 0
+    noise_s: float | None = None
+    fingerprint_key: str | None = None
+    fingerprint: dict[str, Any] | None = None
+    conditions: dict[str, Any] | None = None
+    measured_at: float | None = None
+    measurement_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class SessionResumed(EventBody):
     TYPE = "session_resumed"
     provider: str | None = None
@@ -493,7 +518,8 @@ class Malformed(EventBody):
 BODY_TYPES: dict[str, type[EventBody]] = {
     cls.TYPE: cls
     for cls in (
-        SessionStarted, SessionResumed, SuggestionRequested, SuggestionReceived, SuggestionFailed, SuggestionDecided,
+        SessionStarted, BaselineChosen, SessionResumed, SuggestionRequested, SuggestionReceived, SuggestionFailed,
+        SuggestionDecided,
         HunkDecided, FeedbackGiven, CommitCreated, CommitFailed, BranchSwitched, ExternalEditDetected, GuardReport,
         GuardOverride, RunStarted, RunAttached, RunRunning, Metric, TargetReached, RunFinished, NodeCreated,
         NodeScored, ModeChanged, BudgetExhausted, Note, Error, SessionEnded,

@@ -5,19 +5,16 @@ from __future__ import annotations
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from copilot.core.errors import TrackError
 from copilot.core.runs.metrics import MetricPoint
 from copilot.core.tracks.base import HINT_LEVELS, RecordInfo
-from copilot.core.tracks.microdata import (
-    MicroDataInfo,
-    default_data_dir,
-    micro_data_ready,
-    micro_dir,
-    prepare_micro_data,
-)
+from copilot.core.tracks.microlayout import default_data_dir, micro_data_ready, micro_dir
 from copilot.resources import records_dir
+
+if TYPE_CHECKING:
+    from copilot.core.tracks.microdata import MicroDataInfo
 
 HINT_FILES = {1: "level_1_pseudocode.txt", 2: "level_2_description.txt", 3: "level_3_paper.txt"}
 PREPARE_COMMAND = "speedcopilot data prepare --track micro"
@@ -59,6 +56,7 @@ class MicroTrack:
     """Track protocol implementation for the built-in CPU ladder."""
 
     name = "micro"
+    seed_env = "MICRO_SEED"  # the variable the record scripts seed themselves from (baselines vary it)
     script_name = "train_gpt.py"
 
     def __init__(self, data_dir: Path | None = None, root: Path | None = None) -> None:
@@ -86,6 +84,8 @@ class MicroTrack:
         return micro_data_ready(self.data_dir)
 
     def prepare_data(self, progress: Callable[[str, float], None] | None = None, force: bool = False) -> MicroDataInfo:
+        from copilot.core.tracks.microdata import prepare_micro_data  # numpy: only when generating
+
         return prepare_micro_data(self.data_dir, progress=progress, force=force)
 
     # -- records ------------------------------------------------------------------------------------

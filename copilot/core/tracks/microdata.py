@@ -29,16 +29,22 @@ from typing import Callable
 import numpy as np
 
 from copilot.core.errors import TrackError
-from copilot.core.tracks.shards import read_shard, read_shard_header, write_shard
+from copilot.core.tracks.microlayout import (  # re-exported: the corpus's names and readiness check live there
+    DATA_ENV,
+    GENERATOR_VERSION,
+    META_FILE,
+    TRAIN_FILE,
+    VAL_FILE,
+    default_data_dir,
+    micro_data_ready,
+    micro_dir,
+)
+from copilot.core.tracks.microlayout import read_meta as _read_meta
+from copilot.core.tracks.shards import read_shard, write_shard
 
-GENERATOR_VERSION = 1
 WORLD_SEED = 20240520
 TRAIN_SEED = 1
 VAL_SEED = 2
-TRAIN_FILE = "micro_train_000001.bin"
-VAL_FILE = "micro_val_000000.bin"
-META_FILE = "meta.json"
-DATA_ENV = "SPEEDCOPILOT_DATA_DIR"
 
 N_CLASSES = 8  # ordinary word classes; class index 8 is NAME
 NAME_CLASS = N_CLASSES
@@ -341,18 +347,8 @@ def generate_split(seed: int, streams: int, steps: int, world: World | None = No
 # ------------------------------------------------------------------------------------------ on disk
 
 
-def default_data_dir() -> Path:
-    """$SPEEDCOPILOT_DATA_DIR, else <user cache dir>/speedcopilot/data."""
-    env = os.environ.get(DATA_ENV)
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("speedcopilot")) / "data"
 
 
-def micro_dir(data_dir: Path | None = None) -> Path:
-    return Path(data_dir if data_dir is not None else default_data_dir()) / "micro"
 
 
 def _sha256(path: Path) -> str:
@@ -363,25 +359,8 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _read_meta(directory: Path) -> dict | None:
-    try:
-        meta = json.loads((directory / META_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return meta if isinstance(meta, dict) else None
 
 
-def micro_data_ready(data_dir: Path | None = None) -> bool:
-    """True when <data_dir>/micro holds valid train and val shards matching meta.json."""
-    directory = micro_dir(data_dir)
-    meta = _read_meta(directory)
-    if meta is None or meta.get("generator_version") != GENERATOR_VERSION:
-        return False
-    try:
-        return (read_shard_header(directory / TRAIN_FILE) == meta.get("train_tokens")
-                and read_shard_header(directory / VAL_FILE) == meta.get("val_tokens"))
-    except TrackError:
-        return False
 
 
 def _info_from_meta(directory: Path, meta: dict, seconds: float, generated: bool) -> MicroDataInfo:

@@ -7,21 +7,26 @@ header[1] = 1 (version), header[2] = token count; then the tokens as little-endi
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from copilot.core.errors import TrackError
+
+if TYPE_CHECKING:  # numpy loads when tokens are read or written, not to check a header
+    import numpy as np
 
 SHARD_MAGIC = 20240520
 SHARD_VERSION = 1
 HEADER_INTS = 256
 HEADER_BYTES = HEADER_INTS * 4
-_TOKEN_DTYPE = np.dtype("<u2")
+_TOKEN_DTYPE = "<u2"
 
 
 def write_shard(path: Path, tokens: np.ndarray) -> None:
     """Write tokens (values 0..65535) as one shard; the file appears atomically (tmp + rename)."""
+    import numpy as np
+
     arr = np.asarray(tokens)
     if arr.ndim != 1:
         raise ValueError(f"tokens must be 1-D, got shape {arr.shape}")
@@ -52,7 +57,7 @@ def read_shard_header(path: Path) -> int:
     if len(raw) < HEADER_BYTES:
         raise TrackError(f"shard {path} is truncated: {size} bytes, shorter than its {HEADER_BYTES}-byte header; "
                          "delete it and prepare the data again")
-    header = np.frombuffer(raw, dtype="<i4")
+    header = struct.unpack("<3i", raw[:12])
     if int(header[0]) != SHARD_MAGIC:
         raise TrackError(f"shard {path} has bad magic {int(header[0])} (expected {SHARD_MAGIC}); "
                          "it is not a token shard in the upstream format")
@@ -69,6 +74,8 @@ def read_shard_header(path: Path) -> int:
 
 def read_shard(path: Path) -> np.ndarray:
     """Read a whole shard as a uint16 array after validating header and size."""
+    import numpy as np
+
     count = read_shard_header(path)
     with open(path, "rb") as f:
         f.seek(HEADER_BYTES)

@@ -83,7 +83,8 @@ class WorkActions:
         from copilot.core.session import GuardBlocked
 
         try:
-            run = await self.session.start_run(override_guard=override, started_by="app")
+            run = await self.session.start_run(override_guard=override, started_by="app",
+                                               stop_at_target=bool(getattr(self, "stop_at_target", False)))
         except GuardBlocked as blocked:
             commit, report = blocked.commit, blocked.report
             findings = [dict(f.to_dict() if hasattr(f, "to_dict") else vars(f)) for f in report.findings]
@@ -99,6 +100,82 @@ class WorkActions:
             return
         self.ui.selected_run = run.run_id
         self.mark_dirty("runs", "chart")
+
+    # -- the same-machine baseline -----------------------------------------------------------------
+    def offer_baseline(self: Any) -> None:
+        """A live co-pilot session on the micro track without a same-machine baseline: say what its numbers
+        are compared with and offer to measure (never started without the human's yes)."""
+        session = self.session
+        if session is None or self.driver.name != "copilot" or session.state.track != "micro":
+            return
+        if session.state.baseline_times()[2]:
+            return
+        reason = (session.state.baseline or {}).get("reason") or "no same-machine baseline recorded"
+        self.notify(f"'vs record' and FSR use the catalogue's times, measured on another machine ({reason}). "
+                    f"Press B to time records {session.state.record} and the next one here "
+                    f"(about {_baseline_minutes(session):.0f} min).", title="catalogue time, other machine",
+                    severity="warning", timeout=20)
+
+    def action_measure_baseline(self: Any) -> None:
+        session = self.need_session()
+        if session is None:
+            return
+        if getattr(self, "_measuring_baseline", False):
+            self.notify("the baseline is being measured already", severity="warning")
+            return
+        if self.state.live_runs:
+            self.notify("a run is training: time the baseline when the machine is idle (runs would slow each other)",
+                        severity="warning")
+            return
+        from copilot.core.research import baselines
+
+        following = baselines.next_record_of(session.track, session.state.record)
+        if following is None:
+            self.notify("the last record of the track has no next record to time", severity="warning")
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.start(self._measure_baseline(), "baseline", group="baseline")
+
+        self.push_screen(ConfirmModal(
+            f"Time records {session.state.record} and {following} here, {baselines.DEFAULT_SEEDS} seeds each, "
+            "stopping at the "
+            f"target (about {_baseline_minutes(session):.0f} min)? Don't train meanwhile: runs slow each other."),
+            answer)
+
+    async def _measure_baseline(self: Any) -> None:
+        from copilot import __version__
+        from copilot.core.research import baselines as b
+
+        session = self.session
+        self._measuring_baseline = True
+        try:
+            store = b.BaselineStore()
+            record = session.state.record
+
+            def progress(number: int, seed: int, run: Any) -> None:
+                done = "did not reach the target" if run.time_s is None else f"{run.time_s:.1f}s to target"
+                self.notify(f"baseline: record {number}, seed {seed}: {done}", timeout=6)
+
+            measurements = await b.measure(
+                session.track, record, seeds=b.DEFAULT_SEEDS, runner=session.runner,
+                runner_url=session.options.runner_url,
+                work_dir=store.path.parent / "baseline-runs" / b.new_measurement_id(), gpus=session.options.gpus,
+                hang_timeout_s=session.options.hang_timeout_s, progress=progress, tool_version=__version__)
+            store.add(measurements)
+            following = b.next_record_of(session.track, record)
+            choice = b.select_baseline(store, measurements[0].fingerprint, measurements[0].conditions, record,
+                                       following, session.state.record_time_s, session.state.next_record_time_s)
+            session.record_baseline(choice.to_fields())
+            if choice.same_machine:
+                self.notify(f"same-machine baseline: record {record} {choice.record_time_s:.1f}s, record {following} "
+                            f"{choice.next_record_time_s:.1f}s; 'vs record' and FSR use it now", timeout=10)
+            else:
+                self.notify(f"the baseline cannot be used: {choice.reason}", severity="error", timeout=12)
+        finally:
+            self._measuring_baseline = False
+            self.mark_dirty("runs", "chart", "header")
 
     def action_cancel_run(self: Any) -> None:
         if self.need_session() is None:
@@ -230,3 +307,11 @@ class WorkActions:
                 session.note(text)
 
         self.push_screen(TextPrompt("Note for the session log", allow_empty=False), done)
+
+
+def _baseline_minutes(session: Any) -> float:
+    """A rough duration of the default baseline: seeds × both records' catalogue times, plus start-up."""
+    from copilot.core.research import baselines
+
+    total = (session.state.record_time_s or 60.0) + (session.state.next_record_time_s or 60.0)
+    return max(1.0, baselines.DEFAULT_SEEDS * (total + 20.0) / 60.0)

@@ -7,6 +7,7 @@ from textual.widgets import Static
 
 from copilot.core.session.projection import SessionState
 from copilot.ui.view import StateUpdated, View
+from copilot.ui.panes.base import show
 
 COMPACT_BELOW = 110
 
@@ -58,6 +59,7 @@ class HeaderLine(Static):
 
     def render_view(self, view: View) -> None:
         if view.ui.opening:
-            self.update(Text(" speedcopilot · opening the session…", style="bold"))
+            show(self, Text(" speedcopilot · opening the session…", style="bold"), fixed_height=True)
             return
-        self.update(status_text(view.state, view.live_runs, self.size.width or view.width, view.driver))
+        show(self, status_text(view.state, view.live_runs, self.size.width or view.width, view.driver),
+             fixed_height=True)

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from copilot.ui.panes.base import Pane
+from copilot.ui.panes.base import Pane, show
 from copilot.ui.view import View
 from copilot.ui.widgets.log_tail import LogTail, read_tail
 from copilot.ui.widgets.run_table import RunTable
@@ -40,13 +40,13 @@ class RunsPane(Pane):
         run = view.state.runs.get(view.ui.selected_run or "")
         report = view.state.guard_reports.get(run.commit) if run is not None else None
         if not report or not report.get("findings"):
-            note.update("")
+            show(note, "")
             note.display = False
             return
         overrides = [o for o in view.state.guard_overrides if o["commit"] == run.commit and o["choice"] == "run"]
         head = ("guard: run anyway by your choice" if overrides else "guard") + f" · commit {run.commit[:7]}"
         parts = [f"line {f.get('line', '?')}: {f.get('reason') or f.get('rule')}" for f in report["findings"][:3]]
-        note.update(head + " · " + " · ".join(parts))
+        show(note, head + " · " + " · ".join(parts))
         note.display = True
 
     def render_log(self, view: View) -> None:
@@ -68,9 +68,8 @@ class RunsPane(Pane):
 
 
 def _record_time(view: View) -> float | None:
-    baseline = view.state.baseline or {}
-    return baseline.get("record_time_s") or view.state.record_time_s
+    return view.state.baseline_times()[0]
 
 
 def _baseline_label(view: View) -> str:
-    return "same machine" if (view.state.baseline or {}).get("record_time_s") else "catalogue"
+    return "same machine" if view.state.baseline_times()[2] else "catalogue"

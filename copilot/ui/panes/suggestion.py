@@ -12,7 +12,7 @@ from textual.message import Message
 from textual.widgets import Static
 
 from copilot.core.session.projection import SuggestionView
-from copilot.ui.panes.base import Pane
+from copilot.ui.panes.base import Pane, show
 from copilot.ui.view import View
 from copilot.ui.widgets.hunk_card import HunkCard
 
@@ -137,14 +137,14 @@ class SuggestionPane(Pane):
         if current is not None and current.status == "requested" and not stream:
             stream = ui.stream.get("", "")
         streaming = ui.requesting and current is not None and current.status == "requested"
-        self.query_one("#suggestion-title", Static).update(suggestion_title(current, streaming))
-        self.query_one("#suggestion-body", Static).update(suggestion_body(current, stream))
+        show(self.query_one("#suggestion-title", Static), suggestion_title(current, streaming), fixed_height=True)
+        show(self.query_one("#suggestion-body", Static), suggestion_body(current, stream))
         hint = self.query_one("#suggestion-keys", Static)
         box = self.query_one("#hunks")
         if current is None or not current.hunks:
             box.remove_children()
             self._shown = None
-            hint.update(_idle_hint(view))
+            show(hint, _idle_hint(view))
             return
         key = (current.id, len(current.hunks))
         if key != self._shown:
@@ -161,9 +161,9 @@ class SuggestionPane(Pane):
                                  ui.previews.get((current.id, h.index)))
         if current.status == "received" and view.driver == "copilot":
             staged = sum(1 for h in current.hunks if (current.id, h.index) in ui.staged)
-            hint.update(f"{staged}/{len(current.hunks)} decided · j/k move · A/X all · c or enter: apply")
+            show(hint, f"{staged}/{len(current.hunks)} decided · j/k move · A/X all · c or enter: apply")
         else:
-            hint.update(_idle_hint(view))
+            show(hint, _idle_hint(view))
 
     def cards(self) -> list[HunkCard]:
         return list(self.query("#hunks HunkCard").results(HunkCard))

@@ -14,7 +14,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from copilot.ui.panes.chart import ChartPane
 from copilot.ui.panes.header import HeaderLine
@@ -34,11 +34,13 @@ class MainScreen(Screen):
     """`wide` picks the layout and recomposes when it flips."""
 
     wide: reactive[bool] = reactive(False, recompose=True)
+    opening: reactive[bool] = reactive(False, recompose=True)  # the session is still being built
 
-    def __init__(self, *, replay: bool = False, run_dir_of: Any = None) -> None:
+    def __init__(self, *, replay: bool = False, run_dir_of: Any = None, opening: bool = False) -> None:
         super().__init__()
         self.replay = replay
         self.run_dir_of = run_dir_of
+        self.set_reactive(MainScreen.opening, opening)
 
     def _pane(self, name: str, classes: str) -> Any:
         if name == "runs":
@@ -47,7 +49,14 @@ class MainScreen(Screen):
                 "history": HistoryPane}[name](id=name, classes=classes)
 
     def compose(self) -> ComposeResult:
+        if not self.is_mounted:  # the first compose: pick the layout for the terminal now, not after a recompose
+            size = self.app.size
+            self.set_reactive(MainScreen.wide, _is_wide(size.width, size.height))
         yield HeaderLine("", id="status-line")
+        if self.opening:  # a light first frame: the panes come when the session is open
+            yield Static("opening the session…", id="opening", classes="pane-note")
+            yield Footer(compact=True)
+            return
         if self.wide:
             with Horizontal(id="top-row"):
                 with TabbedContent(id="left-tabs", initial="pane-script"):
@@ -76,11 +85,14 @@ class MainScreen(Screen):
         self._fit(event.size.width, event.size.height)
 
     def _fit(self, width: int, height: int) -> None:
-        self.wide = width >= WIDE_MIN_WIDTH and height >= WIDE_MIN_HEIGHT
+        self.wide = _is_wide(width, height)
         self.post_message(LayoutChanged())
 
     def watch_wide(self) -> None:
         self.call_after_refresh(self._relabel)
+
+    def watch_opening(self) -> None:
+        self.call_after_refresh(self._relabel)  # the recomposed panes draw at the next flush
 
     def _relabel(self) -> None:
         for pane in self.query(".boxed"):
@@ -132,6 +144,10 @@ class MainScreen(Screen):
             if tabs.query(f"#pane-{name}"):
                 return tabs.active == f"pane-{name}"
         return False
+
+
+def _is_wide(width: int, height: int) -> bool:
+    return width >= WIDE_MIN_WIDTH and height >= WIDE_MIN_HEIGHT
 
 
 class LayoutChanged(Message):

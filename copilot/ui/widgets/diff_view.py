@@ -72,6 +72,8 @@ class DiffView(Widget):
         return list(self._lines)
 
     def set_lines(self, lines: list[str]) -> None:
+        if lines == self._lines:
+            return  # a re-layout of the screen costs tens of ms: only when the lines change
         self._lines = list(lines)
         self.refresh(layout=True)
 

@@ -76,22 +76,31 @@ class HistoryTree(Tree[str]):
         self.show_root = False
         self.guide_depth = 2
         self._signature: tuple | None = None
+        self._run_nodes: dict[str, TreeNode[str]] = {}
+        self._commit_nodes: dict[str, tuple[CommitView, TreeNode[str]]] = {}
 
     def sync(self, state: SessionState) -> None:
         runs_by_commit: dict[str, list[RunView]] = {}
         for run in state.runs.values():
             runs_by_commit.setdefault(run.commit, []).append(run)
-        signature = (
-            state.head,
-            state.branch,
-            tuple(c.sha for c in state.commits),
-            tuple((r.run_id, r.status, r.queued, r.best_val, r.reached_target) for r in state.runs.values()),
-            tuple((n.id, state.node_phase(n)) for n in state.nodes.values()),
-        )
+        signature = (state.head, state.branch, tuple(c.sha for c in state.commits), tuple(state.runs))
         if signature == self._signature:
+            # same commits and runs: only run rows whose text changed are relabelled (a rebuild re-lays-out)
+            for run_id, node in self._run_nodes.items():
+                run = state.runs.get(run_id)
+                if run is not None:
+                    label = run_label(run)
+                    if node.label.plain != label.plain:
+                        node.set_label(label)
+            for sha, (commit, node) in self._commit_nodes.items():  # an agent node's phase moved on
+                label = commit_label(commit, state.head, state.branch, node_text(state, sha))
+                if node.label.plain != label.plain:
+                    node.set_label(label)
             return
         self._signature = signature
         self.clear()
+        self._run_nodes = {}
+        self._commit_nodes = {}
         seen: dict[str, TreeNode[str]] = {}
         for commit in state.commits:
             if commit.sha in seen:
@@ -99,8 +108,9 @@ class HistoryTree(Tree[str]):
             parent = seen.get(commit.parent or "", self.root)
             node = parent.add(commit_label(commit, state.head, state.branch, node_text(state, commit.sha)),
                               data=commit.sha, expand=True)
+            self._commit_nodes[commit.sha] = (commit, node)
             for run in runs_by_commit.get(commit.sha, []):
-                node.add_leaf(run_label(run), data=None)
+                self._run_nodes[run.run_id] = node.add_leaf(run_label(run), data=None)
             seen[commit.sha] = node
             if commit.sha == state.head:
                 self.call_after_refresh(self.move_cursor, node)

@@ -15,6 +15,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
+from copilot.core.research.baselines import speedup_text
 from copilot.core.runs.metrics import MetricPoint
 from copilot.core.session.projection import RunView
 from copilot.ui.widgets.run_table import short_run_id
@@ -165,7 +166,9 @@ class LossChart(Vertical, can_focus=True):
         super().__init__(id=id, classes=classes)
         self.series: list[ChartSeries] = []
         self.projection_ms: dict[str, float] = {}
+        self.versus: tuple[float | None, str] = (None, "")  # (record time the projection is set against, mark)
         self._last_args: tuple | None = None
+        self._drawn = False  # the plot holds self.series
 
     def compose(self) -> ComposeResult:
         yield Static("no runs yet: press r to train the current commit", id="chart-caption")
@@ -181,6 +184,10 @@ class LossChart(Vertical, can_focus=True):
     def _plot(self):  # type: ignore[no-untyped-def]
         found = self.query("#loss-plot")
         return found.first() if found and getattr(found.first(), "ready", False) else None
+
+    def invalidate(self) -> None:
+        """The next show() redraws even if no curve changed (new theme colours)."""
+        self._drawn = False
 
     def on_resize(self) -> None:
         if self._last_args is not None:
@@ -226,14 +233,18 @@ class LossChart(Vertical, can_focus=True):
             x_lo = min(min(s.xs) for s in series if s.xs)
             x_hi = max(max(s.xs) for s in series if s.xs)
             series.append(ChartSeries(f"target {target:g}", "target", [x_lo, x_hi], [target, target]))
+        unchanged = series == self.series and self._drawn
         self.series = series
-        self._draw()
+        if not unchanged:  # a redraw also re-lays-out the legend: only when a curve changed
+            self._draw()
         self._caption(runs, target)
 
     def _draw(self) -> None:
         plot = self._plot() if self.is_mounted else None
         if plot is None or not plot.is_attached or not plot.query("#legend"):
+            self._drawn = False
             return  # not mounted yet, or being torn down (a layout flip, the app closing)
+        self._drawn = True
         from textual_plot import HiResMode
 
         plot.clear()
@@ -260,7 +271,7 @@ class LossChart(Vertical, can_focus=True):
             return
         caption = found.first(Static)
         if not runs:
-            caption.update("no runs selected: press r to train the current commit")
+            _show(caption, "no runs selected: press r to train the current commit")
             return
         parts = []
         for run in runs[-3:]:
@@ -269,6 +280,16 @@ class LossChart(Vertical, can_focus=True):
             if best is not None:
                 text += f", best val {best:.4f}"
             if run.run_id in self.projection_ms:
-                text += f", target in ~{self.projection_ms[run.run_id] / 1000:.1f}s (projected)"
+                projected_s = self.projection_ms[run.run_id] / 1000
+                text += f", target in ~{projected_s:.1f}s (projected"
+                record_s, mark = self.versus
+                versus = speedup_text(record_s, projected_s)
+                text += f", {versus}{mark})" if versus != "—" else ")"
             parts.append(text)
-        caption.update(" · ".join(parts))
+        _show(caption, " · ".join(parts))
+
+
+def _show(widget: Static, text: str) -> None:
+    if getattr(widget, "_shown", None) != text:  # an update re-lays-out the screen: only when it changes
+        widget._shown = text  # type: ignore[attr-defined]
+        widget.update(text)

@@ -7,6 +7,7 @@ import re
 from rich.text import Text
 from textual.widgets import DataTable
 
+from copilot.core.research.baselines import speedup_text
 from copilot.core.session.projection import RunView
 
 _RUN_ID = re.compile(r"^r-\d{8}-(\d{6})-(\w+)$")
@@ -25,12 +26,7 @@ def fmt_seconds(ms: float | None) -> str:
 
 def speed_versus(record_time_s: float | None, time_to_target_ms: float | None) -> str:
     """'1.7× faster' / '1.3× slower' than the record (the time it takes to reach the target), or '—'."""
-    if not record_time_s or time_to_target_ms is None or time_to_target_ms <= 0:
-        return "—"
-    ratio = record_time_s / (time_to_target_ms / 1000)
-    if abs(ratio - 1) < 0.005:
-        return "same as record"
-    return f"{ratio:.2f}× faster" if ratio > 1 else f"{1 / ratio:.2f}× slower"
+    return speedup_text(record_time_s, time_to_target_ms / 1000 if time_to_target_ms is not None else None)
 
 
 def run_row(run: RunView, record_time_s: float | None, baseline: str = "catalogue") -> tuple[str, ...]:

@@ -1,0 +1,163 @@
+"""How long the app's event loop stalls while the session works: the worst gap a 5 ms ticker sees.
+
+Run by hand: python bench/ui_latency.py [--repeat 3]. The app runs headless (Textual's run_test, 160×48) on a
+real session of the fixture track (tiny Python "training" scripts, real git, real subprocesses). Scenarios:
+
+  cancel   cancel a run whose script ignores SIGTERM (the session escalates to SIGKILL after its grace)
+  agent    one autonomous node: checkout, suggestion (offline oracle), commit, guard, run start, run, score
+  burst    a run that prints 100,000 lines at once (tail, scrub, the log pane, the flush)
+
+A ticker coroutine sleeps 5 ms in a loop on the app's loop and records how late it wakes; the worst lateness is
+the longest the UI could not answer a key. Goal (issue 17): ≤ 50 ms worst stall in every scenario.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from copilot.core.llm.providers import OracleProvider  # noqa: E402
+from copilot.core.session import Session, SessionOptions  # noqa: E402
+from copilot.ui.app import CopilotApp  # noqa: E402
+from tests.support.fixture_track import FixtureTrack  # noqa: E402
+
+TICK_S = 0.005
+SIZE = (160, 48)
+
+
+class Ticker:
+    """Sleeps TICK_S in a loop and keeps how late each wake-up was."""
+
+    def __init__(self) -> None:
+        self.lateness: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            t = loop.time()
+            await asyncio.sleep(TICK_S)
+            self.lateness.append(max(0.0, loop.time() - t - TICK_S))
+
+    async def stop(self) -> dict[str, float]:
+        assert self._task is not None
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        values = sorted(self.lateness) or [0.0]
+        return {"worst_ms": values[-1] * 1000, "p99_ms": values[int(0.99 * (len(values) - 1))] * 1000,
+                "ticks": len(values)}
+
+
+async def until(predicate: Callable[[], bool], what: str, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def commit_script(session: Session, transform: Callable[[str], str]) -> None:
+    path = session.workspace.path / session.track.script_name
+    path.write_text(transform(path.read_text()))
+    await session.commit_external_edit("bench edit")
+
+
+async def cancel_scenario(app: CopilotApp, session: Session, pilot: Any) -> None:
+    await commit_script(session, lambda t: t.replace(
+        "import sys, time", "import signal, sys, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)").replace(
+        "SLEEP_S = 0.01", "SLEEP_S = 0.2").replace("STEPS = 30", "STEPS = 100000"))
+    run = await session.start_run(override_guard=True)
+    await until(lambda: session.state.runs[run.run_id].point_count > 0, "the run's first metric")
+    ticker = Ticker()
+    ticker.start()
+    await session.cancel_run(run.run_id)
+    await until(lambda: not session.state.runs[run.run_id].is_live, "the run's end")
+    await until(lambda: app.state.runs.get(run.run_id) is not None and not app.state.runs[run.run_id].is_live,
+                "the app to show the end")
+    return await ticker.stop()
+
+
+async def agent_scenario(app: CopilotApp, session: Session, pilot: Any) -> None:
+    from copilot.agent.budget import Budget
+    from copilot.agent.loop import AutonomousAgent
+    from copilot.agent.policies import get_policy
+
+    budget = Budget(nodes=1)
+    agent = AutonomousAgent(session, get_policy("greedy", budget.nodes), budget, 0, close_on_finish=False)
+    ticker = Ticker()
+    ticker.start()
+    await agent.run()
+    result = await ticker.stop()
+    await until(lambda: app.state.last_seq >= session.state.last_seq, "the app to catch up")
+    return result
+
+
+async def burst_scenario(app: CopilotApp, session: Session, pilot: Any) -> None:
+    await commit_script(session, lambda t: t.replace(
+        "def main() -> None:",
+        "def main() -> None:\n    sys.stdout.write(''.join(f'log line {i} of the burst\\n' for i in range(100_000)))\n"
+        "    sys.stdout.flush()", 1))
+    ticker = Ticker()
+    ticker.start()
+    run = await session.start_run(override_guard=True)
+    await until(lambda: not session.state.runs[run.run_id].is_live, "the run's end")
+    await until(lambda: any("log line 99999" in line for line in app.ui.logs.lines(run.run_id)),
+                "the last line in the log pane")
+    return await ticker.stop()
+
+
+SCENARIOS: dict[str, Callable[..., Awaitable[Any]]] = {
+    "cancel": cancel_scenario, "agent": agent_scenario, "burst": burst_scenario}
+
+
+async def one(name: str, root: Path) -> dict[str, float]:
+    track = FixtureTrack()
+    session = Session.create(root / name / "sessions", track, 0, OracleProvider(track, 0),
+                             options=SessionOptions(mode="copilot"))
+    app = CopilotApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: "fixture #0" in str(app.state.track) + f" #{app.state.record}" or app.flushes > 3,
+                    "the app to draw")
+        result = await SCENARIOS[name](app, session, pilot)
+        await app.close_and_exit(stop_runs=True)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=sorted(SCENARIOS), action="append")
+    args = parser.parse_args()
+    load = os.getloadavg()[0]
+    worst_overall = 0.0
+    with tempfile.TemporaryDirectory(prefix="sc-latency-") as tmp:
+        for name in args.only or list(SCENARIOS):
+            results = [asyncio.run(one(name, Path(tmp) / f"{i}")) for i in range(args.repeat)]
+            worst = [r["worst_ms"] for r in results]
+            p99 = [r["p99_ms"] for r in results]
+            worst_overall = max(worst_overall, max(worst))
+            print(f"{name:7s} worst stall {max(worst):6.1f} ms (median of runs {statistics.median(worst):6.1f} ms), "
+                  f"p99 {statistics.median(p99):5.1f} ms, {results[0]['ticks']} ticks in the first run")
+    print(f"load average before/after: {load:.2f} / {os.getloadavg()[0]:.2f}; goal ≤ 50 ms worst stall")
+    return 0 if worst_overall <= 50.0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
