@@ -36,7 +36,7 @@ class Settings:
     base_url: str | None = None
     api_key: str | None = None
     request_timeout_s: float = 120.0
-    request_deadline_s: float = 600.0
+    request_deadline_s: float = 180.0  # per suggestion, edit retries included: a hanging endpoint is heard of in 3 min
     max_retries: int = 3
     max_tokens: int | None = None  # output limit per answer (None: the endpoint's default)
     edit_retries: int = 2
@@ -45,6 +45,7 @@ class Settings:
     edit_max_line_chars: int = 1000
     hint_levels: tuple[int, ...] = ()
     session_dir: Path = Path("sessions")
+    min_free_mb: float = 16.0  # free space a command that writes sessions wants before it starts
     data_dir: Path | None = None  # None: platform cache dir
     cache_dir: Path | None = None  # None: platform cache dir
     runner: str = "local"  # local | ssh://[user@]host[:port]/path | slurm://[partition][?…]
@@ -132,6 +133,9 @@ _ENV_MAP = {
     "SPEEDCOPILOT_PARTICIPANT": "participant",
     "SPEEDCOPILOT_EDIT_FORMAT": "edit_format",
     "SPEEDCOPILOT_MAX_TOKENS": "max_tokens",
+    "SPEEDCOPILOT_REQUEST_TIMEOUT_S": "request_timeout_s",
+    "SPEEDCOPILOT_REQUEST_DEADLINE_S": "request_deadline_s",
+    "SPEEDCOPILOT_MIN_FREE_MB": "min_free_mb",
     "SPEEDCOPILOT_TARGET": "target_val_loss",
     "SPEEDCOPILOT_STOP_AT_TARGET": "stop_at_target",
 }
@@ -214,10 +218,14 @@ def _coerce(name: str, value: Any) -> Any:
             return Path(value).expanduser() if value is not None else None
         if name == "stop_at_target":
             return _boolean(value, name)
-        if name in ("request_timeout_s", "request_deadline_s", "hang_timeout_s", "run_timeout_s", "target_val_loss"):
-            return float(value) if value is not None else None
-        if name in ("max_retries", "edit_retries", "gpus", "max_tokens", "edit_max_line_chars"):
-            return int(value) if value is not None else None
+        if name in _POSITIVE_FLOATS:
+            return _at_least(name, float(value), 0.0, strict=True) if value is not None else None
+        if name in ("min_free_mb",):
+            return _at_least(name, float(value), 0.0)
+        if name in ("max_retries", "edit_retries"):
+            return _at_least(name, int(value), 0)
+        if name in ("gpus", "max_tokens", "edit_max_line_chars"):
+            return _at_least(name, int(value), 1) if value is not None else None
         if name == "parallel":
             count = int(value)
             if count < 1:
@@ -241,6 +249,17 @@ def _coerce(name: str, value: Any) -> Any:
             return {str(k): _edit_format(str(v), f"edit_formats.{k}") for k, v in dict(value).items()}
     except (TypeError, ValueError):
         raise ConfigError(f"setting {name}={value!r} has the wrong type") from None
+    return value
+
+
+_POSITIVE_FLOATS = ("request_timeout_s", "request_deadline_s", "hang_timeout_s", "run_timeout_s", "target_val_loss")
+
+
+def _at_least(name: str, value: float, low: float, strict: bool = False) -> Any:
+    """A timeout of -5 s or a GPU count of 0 is refused where it is set, not found out by a run that ends at once."""
+    if value != value or value < low or (strict and value == low) or value == float("inf"):
+        bound = f"more than {low:g}" if strict else f"{low:g} or more"
+        raise ConfigError(f"setting {name}={value!r} must be {bound}")
     return value
 
 

@@ -412,3 +412,27 @@ def test_plot_writes_png(tmp_path: Path) -> None:
     out = plot(rows, tmp_path / "fig" / "fsr.png")
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_compare_shows_guard_blocks_overrides_and_a_best_time_from_an_overridden_commit(tmp_path: Path) -> None:
+    from copilot.cli.compare import guard_cell
+    from copilot.core.session import schema as s
+
+    b = SessionBuilder(tmp_path / "sess-g", record_time_s=100.0, next_record_time_s=60.0)
+    clean = b.commit()
+    b.run(clean, final_val_loss=1.29, time_to_target_ms=90_000)
+    noted = b.commit()
+    b.emit(s.GuardReport(commit=noted, findings=[{"rule": "val.tokens", "severity": "note"}], blocking=False))
+    b.run(noted, final_val_loss=1.29, time_to_target_ms=85_000)
+    cheat = b.commit()
+    b.emit(s.GuardReport(commit=cheat, findings=[{"rule": "val.bent", "severity": "block"}], blocking=True))
+    b.emit(s.GuardOverride(commit=cheat, choice="run", rules=["val.bent"]))
+    b.run(cheat, final_val_loss=1.0, time_to_target_ms=10_000)
+    refused = b.commit()
+    b.emit(s.GuardReport(commit=refused, findings=[{"rule": "timer.restart", "severity": "block"}], blocking=True))
+    b.emit(s.GuardOverride(commit=refused, choice="back", rules=["timer.restart"]))
+    b.end()
+    row = summarize_session(tmp_path / "sess-g")
+    assert (row.guard_blocked, row.guard_overrides, row.guard_noted) == (2, 1, 1)
+    assert row.best_time_to_target_s == 10.0 and row.best_overridden
+    assert guard_cell(row) == "best overridden! 2 blocked, 1 run; 1 noted"

@@ -33,7 +33,7 @@ from copilot.core.session.projection import SessionState
 from tests.support import agent as A
 from tests.support.fixture_track import RECORD_0, FixtureTrack
 from tests.support.openai_server import OpenAIServer
-from tests.support.parallel_driver import API_KEY, provider
+from tests.support.parallel_driver import provider
 from tests.support.slurm import slurm_cluster  # noqa: F401  (the session-wide SLURM fixture)
 
 STEPS, VAL_EVERY, TARGET = 30, 5, 2.0  # the fixture record: val loss 4 * DECAY ** step every 5 steps

@@ -137,6 +137,17 @@ def test_cancel_kills_the_remote_group(server: SshServer, remote_root: Path, wor
     assert not handle.is_alive()
 
 
+def test_what_a_remote_run_leaves_in_the_background_is_ended_with_it(server: SshServer, remote_root: Path,
+                                                                      workspace: Path, tmp_path: Path) -> None:
+    runner = runner_for(server, remote_root)
+    spec = make_spec(workspace, tmp_path, ["4", "0.05", "child"])  # the script starts `sleep 300` and exits 0
+    handle = runner.start(spec)
+    pgid = handle.pgid
+    result = asyncio.run(watch_run(handle, spec, poll_s=0.05))
+    assert result.outcome is Outcome.REACHED_TARGET and result.exit_code == 0
+    assert not group_alive(pgid)  # the remote child went with the run, not 300 s later
+
+
 def test_reattach_from_a_fresh_runner(server: SshServer, remote_root: Path, workspace: Path, tmp_path: Path) -> None:
     spec = make_spec(workspace, tmp_path, ["20", "0.1"])
     first = runner_for(server, remote_root).start(spec)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from copilot.core.errors import EditApplyError, EditParseError, ProviderError
+from copilot.core.errors import EditApplyError, EditParseError, ProviderError, ProviderExhausted
 from copilot.core.llm.providers import OpenAIProvider, OracleProvider, ReplayProvider
 from copilot.core.llm.suggest import RETRY_NOTICE, SuggestionResult, request_suggestion
 from tests.support.openai_server import OpenAIServer, answer, error
@@ -118,8 +118,17 @@ async def test_oracle_suggestion_applies_without_retries() -> None:
 async def test_offline_provider_with_nothing_to_propose_is_not_asked_again() -> None:
     oracle = OracleProvider(TwoRecordTrack(), 0)
     files = {SCRIPT: R1, "helper.py": "def helper():\n    return 42\n"}
-    with pytest.raises(EditParseError, match="offline oracle .*proposed no edit: Nothing left to propose"):
+    asked: list[int] = []
+    answer_for = oracle.answer_for
+
+    def counting(current):  # type: ignore[no-untyped-def]
+        asked.append(1)
+        return answer_for(current)
+
+    oracle.answer_for = counting  # type: ignore[method-assign]
+    with pytest.raises(ProviderExhausted, match="offline oracle has nothing left to propose.*match record 1"):
         await request_suggestion(oracle, prompt_with(R1, {"helper.py": files["helper.py"]}), files, SCRIPT)
+    assert asked == [1]
 
 
 async def test_replay_does_not_consume_the_next_answer_on_failure() -> None:

@@ -651,8 +651,11 @@ def describe(node: Node) -> str:
     if not node.scored:
         return "not scored yet"
     if node.buggy:
-        last = (node.error or "").strip().splitlines()[-1:] or [""]
-        detail = f": {last[0][:100]}" if last[0] else ""
+        lines = [line for line in (node.error or "").strip().splitlines() if line.strip()]
+        # a run's error is a tail whose last line is the exception; our own messages lead with what happened
+        # and what to do (the lines after are help for the model); either line is shown whole
+        pick = lines[-1:] if node.outcome in BUGGY_OUTCOMES or node.outcome == "no_metric" else lines[:1]
+        detail = f": {pick[0].strip()}" if pick else ""
         return f"buggy, {node.outcome}{detail}"
     if node.reached_target and node.time_to_target_ms is not None:
         return f"reached the target in {node.time_to_target_ms / 1000:.1f} s"

@@ -16,6 +16,7 @@ import sys
 from typing import Sequence
 
 from copilot import __version__
+from copilot.cli._common import check_sessions_folder
 from copilot.core.errors import SpeedcopilotError
 
 
@@ -48,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        check_sessions_folder(args)
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows up here rather than at interpreter exit
         return code
@@ -58,9 +60,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"speedcopilot: error: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        from copilot.core.session.storage import is_storage_fault
+
+        if args.debug or not is_storage_fault(exc):
+            raise
+        # a write the disk refused somewhere no narrower handler saw it: still one line, never a traceback
+        print(f"speedcopilot: error: {_storage_line(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("speedcopilot: interrupted", file=sys.stderr)
         return 130
+
+
+def _storage_line(exc: BaseException) -> str:
+    from copilot.core.session.storage import storage_error
+
+    return str(storage_error(exc, "a write to the disk failed",
+                             "free space or fix the disk (or pass --session-dir on another one), then run the "
+                             "command again; `speedcopilot sessions repair ID` records what a session missed"))
 
 
 def _closed_pipe() -> int:

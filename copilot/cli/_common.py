@@ -29,9 +29,60 @@ def plain(value: object, style: str = "") -> Text:
     return Text(str(value), style=style)
 
 
-def add_session_dir_flag(parser: argparse.ArgumentParser) -> None:
+def add_session_dir_flag(parser: argparse.ArgumentParser, access: str = "read") -> None:
+    """--session-dir, and what the command needs of that folder ("read" or "write"): `cli.main` checks it before
+    the command starts, so a file, a read-only disk or a full one is one line, not a traceback halfway."""
     parser.add_argument("--session-dir", type=Path, default=None,
                         help="folder of sessions (default ./sessions; env SPEEDCOPILOT_SESSION_DIR)")
+    parser.set_defaults(sessions_access=access)
+
+
+def check_sessions_folder(args: argparse.Namespace) -> None:
+    """The up-front check of the command's sessions folder (see add_session_dir_flag)."""
+    access = getattr(args, "sessions_access", None)
+    if access is None:
+        return
+    from copilot.core.session.storage import check_sessions_dir
+
+    settings = settings_from_args(args)
+    check_sessions_dir(settings.session_dir, write=access == "write", min_free_mb=settings.min_free_mb)
+
+
+# -- argparse types: a wrong number is refused where it is typed, in argparse's own words --------------------
+
+
+def _number(text: str, kind: type, what: str) -> float | int:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if kind is float and value != value:  # NaN compares unequal to itself
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """Seconds, minutes, dollars: more than zero (a timeout of -5 would stop a run at once)."""
+    value = _number(text, float, "a number")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return float(value)
+
+
+def positive_int(text: str) -> int:
+    """Counts (nodes, tokens, GPUs): 1 or more."""
+    value = _number(text, int, "a whole number")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return int(value)
+
+
+def non_negative_int(text: str) -> int:
+    """Record numbers and seeds: 0 or more."""
+    value = _number(text, int, "a whole number")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return int(value)
 
 
 def add_track_flag(parser: argparse.ArgumentParser, default: str | None = None) -> None:

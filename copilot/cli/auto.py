@@ -13,6 +13,9 @@ from copilot.cli._common import (
     add_track_flag,
     console,
     fmt_seconds,
+    non_negative_int,
+    positive_float,
+    positive_int,
 )
 
 
@@ -20,27 +23,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from copilot.agent.policies import DEFAULT_NODES, POLICIES
 
     parser = subparsers.add_parser("auto", help="let the autonomous agent search from record N (or resume it)")
-    parser.add_argument("--record", type=int, default=None, help="record to start from (default 0)")
+    parser.add_argument("--record", type=non_negative_int, default=None, help="record to start from (default 0)")
     add_track_flag(parser)
     add_provider_flags(parser)
     parser.add_argument("--policy", choices=list(POLICIES), default=None,
                         help="search scaffold (default tree; resumed sessions keep theirs)")
-    parser.add_argument("--nodes", type=int, default=None,
+    parser.add_argument("--nodes", type=positive_int, default=None,
                         help=f"node budget, the baseline run not counted (default {DEFAULT_NODES})")
-    parser.add_argument("--budget-minutes", type=float, default=None, help="wall-clock budget in minutes")
-    parser.add_argument("--budget-usd", type=float, default=None, help="LLM spending budget in US dollars")
-    parser.add_argument("--budget-tokens", type=int, default=None, help="LLM token budget (prompt + completion)")
-    parser.add_argument("--budget-accel-seconds", type=float, default=None,
+    parser.add_argument("--budget-minutes", type=positive_float, default=None, help="wall-clock budget in minutes")
+    parser.add_argument("--budget-usd", type=positive_float, default=None, help="LLM spending budget in US dollars")
+    parser.add_argument("--budget-tokens", type=positive_int, default=None, help="LLM token budget (prompt + completion)")
+    parser.add_argument("--budget-accel-seconds", type=positive_float, default=None,
                         help="accelerator budget: GPUs × run seconds (CPU seconds on the micro track)")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the policy's random choices (default 0)")
-    parser.add_argument("--parallel", type=int, default=None, metavar="K",
+    parser.add_argument("--seed", type=non_negative_int, default=None, help="seed of the policy's random choices (default 0)")
+    parser.add_argument("--parallel", type=positive_int, default=None, metavar="K",
                         help="nodes whose runs may be live at once (default 1; resumed sessions keep theirs): "
                         "K SLURM jobs, or K local CPU slots on the micro track")
-    parser.add_argument("--gpus", type=int, default=None, help="GPUs per run (nanogpt track: 1, 2, 4 or 8)")
+    parser.add_argument("--gpus", type=positive_int, default=None, help="GPUs per run (nanogpt track: 1, 2, 4 or 8)")
     parser.add_argument("--runner", default=None, help="local (default), ssh://[user@]host[:port]/path, or "
                         "slurm://[partition][?gpus=8&time=00:30:00&account=…&cpus=…&mem=…&qos=…]")
     parser.add_argument("--resume", metavar="ID", default=None, help="continue a session (id, prefix, or 'last')")
-    add_session_dir_flag(parser)
+    add_session_dir_flag(parser, access="write")
     parser.set_defaults(func=run)
 
 
@@ -94,9 +97,7 @@ def run(args: argparse.Namespace) -> int:
             setattr(args, name, None)
     if not getattr(args, "resume", None):  # recorded in session_started, so compare sees the budget
         args.agent_budget = agent_settings(args, {})[1].to_dict()
-    if args.parallel is not None and args.parallel < 1:  # fails before a session exists
-        parallel_setting(args, None)
-    _, session = open_session(args, mode="auto")
+    _, session = open_session(args, mode="auto", driver="auto")
     out = console()
     try:
         saved = AgentTree.from_events(read_events(session.dir / EVENTS_FILE).events).config
@@ -116,12 +117,35 @@ def run(args: argparse.Namespace) -> int:
                 out.print(f"run(s) {', '.join(live)} keep going; `speedcopilot auto --resume {session.id}` "
                           "picks them up")
     _print_summary(out, summary, session)
-    return 1 if summary.stop_reason in ("baseline_failed", "provider_failed") else 0
+    failed = _no_node_succeeded(summary)
+    if failed:
+        out.print(f"[bold red]auto: {failed}[/]")
+    return 1 if summary.stop_reason in ("baseline_failed", "provider_failed") or failed else 0
+
+
+def _no_node_succeeded(summary: Any) -> str | None:
+    """Why the search found nothing usable (every node it tried failed), or None."""
+    nodes = [n for n in summary.nodes if n.scored]
+    if not nodes or any(not n.buggy for n in nodes):
+        return None
+    reasons: dict[str, int] = {}
+    for n in nodes:
+        key = str(n.reason or n.outcome)
+        reasons[key] = reasons.get(key, 0) + 1
+    counted = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
+    return (f"no node succeeded ({len(nodes)} of {len(nodes)} failed: {counted}); the errors are above and in "
+            f"`speedcopilot sessions show {summary.session_id} --events`")
 
 
 async def _drive(agent: Any, out: Any) -> Any:
     from rich.live import Live
 
+    from copilot.cli._settle import settle_and_report
+    from copilot.core.session.repair import open_runs
+
+    # the runs a killed driver left open: ended ones recorded now, live ones followed before the search goes on
+    await settle_and_report(agent.session, open_runs(agent.session.state), out, follow=True,
+                            following_why=" before the search goes on")
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:

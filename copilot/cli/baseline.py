@@ -23,6 +23,8 @@ from copilot.cli._common import (
     build_track,
     console,
     fitted_table,
+    non_negative_int,
+    positive_int,
     print_table,
     fmt_seconds,
     plain,
@@ -34,12 +36,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from copilot.core.research.baselines import DEFAULT_SEEDS
 
     parser = subparsers.add_parser("baseline", help="time record N and N+1 on this machine (fair FSR)")
-    parser.add_argument("--record", type=int, default=None, help="the task's starting record (measures N and N+1)")
+    parser.add_argument("--record", type=non_negative_int, default=None, help="the task's starting record (measures N and N+1)")
     add_track_flag(parser)
-    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
+    parser.add_argument("--seeds", type=positive_int, default=DEFAULT_SEEDS,
                         help=f"runs per record, interleaved (default {DEFAULT_SEEDS}; 2+ gives a noise estimate)")
     parser.add_argument("--runner", default=None, help=RUNNER_HELP)
-    parser.add_argument("--gpus", type=int, default=None, help="GPUs per run (nanogpt track)")
+    parser.add_argument("--gpus", type=positive_int, default=None, help="GPUs per run (nanogpt track)")
     parser.add_argument("--list", action="store_true", help="show the stored baselines instead of measuring")
     parser.add_argument("--json", action="store_true", help="print JSON (progress goes to stderr)")
     add_wide_flag(parser)

@@ -34,7 +34,7 @@ SESSION_COLUMNS = [
     Column("provider/model", 18, 9), Column("hints", 5, 12), Column("participant", 11, 13),
     Column("sugg./nodes", 5, 10), Column("hunks a/e/r", 7, 11), Column("median decide", 8, 14),
     Column("tokens", 7, 15, "right"), Column("$", 7, 16, "right"), Column("accel s", 7, 17, "right"),
-    Column("wall", 9, 18, "right"),
+    Column("wall", 9, 18, "right"), Column("guard", 10, 8),
 ]
 GROUP_COLUMNS = [
     Column("group", 18, 1), Column("n", 3, 2, "right"), Column("reached", 3, 6, "right"),
@@ -129,7 +129,20 @@ def session_cells(r: Any) -> dict[str, str]:
         "hunks a/e/r": f"{r.hunks_accepted}/{r.hunks_edited}/{r.hunks_rejected}",
         "median decide": fmt_seconds(r.median_decision_time_s), "tokens": str(r.prompt_tokens + r.completion_tokens),
         "$": f"{r.cost_usd:.4f}", "accel s": f"{r.accelerator_seconds:.0f}", "wall": fmt_seconds(r.wall_time_s),
+        "guard": guard_cell(r),
     }
+
+
+def guard_cell(r: Any) -> str:
+    """What the integrity guard said about the session's commits, and whether its best time is one of them."""
+    if not (r.guard_blocked or r.guard_noted):
+        return "clean"
+    parts = []
+    if r.guard_blocked:
+        parts.append(f"{r.guard_blocked} blocked" + (f", {r.guard_overrides} run" if r.guard_overrides else ""))
+    if r.guard_noted:
+        parts.append(f"{r.guard_noted} noted")
+    return ("best overridden! " if r.best_overridden else "") + "; ".join(parts)
 
 
 def group_cells(g: Any) -> dict[str, str]:

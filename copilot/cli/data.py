@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from copilot.cli._common import console, plain, settings_from_args
+from copilot.cli._common import console, plain, positive_int, settings_from_args
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -12,14 +12,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     prep = sub.add_parser("prepare", help="write the micro corpus (offline, seconds) or download FineWeb shards")
     prep.add_argument("--track", choices=["micro", "nanogpt"], default="micro")
-    prep.add_argument("--shards", type=int, default=9, help="nanogpt: number of 100M-token train shards")
+    prep.add_argument("--shards", type=positive_int, default=9, help="nanogpt: number of 100M-token train shards")
     prep.add_argument("--force", action="store_true", help="micro: regenerate even if present")
     prep.add_argument("--synthetic", action="store_true",
                       help="nanogpt: write small synthetic shards in the upstream format instead (offline, "
                            "seconds; for smoke tests and `doctor`, never for records)")
-    prep.add_argument("--tokens", type=int, default=40_000_000,
+    prep.add_argument("--tokens", type=positive_int, default=40_000_000,
                       help="nanogpt --synthetic: tokens per train shard (default 40,000,000)")
-    prep.add_argument("--train-shards", type=int, default=2, help="nanogpt --synthetic: train shards (default 2)")
+    prep.add_argument("--train-shards", type=positive_int, default=2, help="nanogpt --synthetic: train shards (default 2)")
     prep.set_defaults(func=run_prepare)
 
 

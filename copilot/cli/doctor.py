@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from copilot.cli._common import add_track_flag, build_track, console, plain, settings_from_args
+from copilot.cli._common import (
+    add_track_flag,
+    build_track,
+    console,
+    non_negative_int,
+    plain,
+    positive_int,
+    settings_from_args,
+)
 
 STYLES = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
@@ -13,8 +21,8 @@ STYLES = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("doctor", help="check GPUs, torch, torchrun, data and the runner before a run")
     add_track_flag(parser, default="nanogpt")
-    parser.add_argument("--record", type=int, default=None, help="also check this record's code, data and versions")
-    parser.add_argument("--gpus", type=int, default=None, help="GPUs the run will use (default: the setting, 1)")
+    parser.add_argument("--record", type=non_negative_int, default=None, help="also check this record's code, data and versions")
+    parser.add_argument("--gpus", type=positive_int, default=None, help="GPUs the run will use (default: the setting, 1)")
     parser.add_argument("--runner", default=None, help="local or ssh://[user@]host[:port]/path")
     parser.add_argument("--python", default=None, help="the python whose torch runs use (default: this one)")
     parser.add_argument("--all-records", action="store_true",

@@ -13,6 +13,7 @@ from copilot.cli._common import (
     build_track,
     console,
     fmt_seconds,
+    non_negative_int,
     plain,
     print_table,
     settings_from_args,
@@ -35,7 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     lst.set_defaults(func=run_list)
 
     show = sub.add_parser("show", help="one record: facts, hints, and its script")
-    show.add_argument("number", type=int)
+    show.add_argument("number", type=non_negative_int)
     add_track_flag(show, default="micro")
     show.add_argument("--script", action="store_true",
                       help="print only the training script, byte for byte (e.g. `> train_gpt.py`)")

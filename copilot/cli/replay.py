@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from copilot.cli._common import add_session_dir_flag, build_track, console, settings_from_args
+from copilot.cli._common import add_session_dir_flag, build_track, console, positive_float, settings_from_args
 
 EVENT_STYLES = {
     "session_started": "bold", "session_ended": "bold", "suggestion_requested": "cyan",
@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("session_id", metavar="ID",
                         help="session id, unique prefix, 'last', or the path of a session folder")
-    parser.add_argument("--speed", type=float, default=10.0,
+    parser.add_argument("--speed", type=positive_float, default=10.0,
                         help="recorded seconds per second of replay (default 10; long pauses are capped at 2 s)")
     parser.add_argument("--from", dest="start_at", default="0", metavar="T",
                         help="start at this point of the session: seconds, m:ss or e.g. 2m (default 0)")

@@ -1,4 +1,4 @@
-"""`speedcopilot sessions list|show|export`."""
+"""`speedcopilot sessions list|show|export|repair`."""
 
 from __future__ import annotations
 
@@ -50,6 +50,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--salt", default=None, help="salt for hashing participant ids")
     add_session_dir_flag(export)
     export.set_defaults(func=run_export)
+    repair = sub.add_parser("repair", help="record what a session missed: the end of runs its driver left open "
+                            "(killed, disk full), a torn last line")
+    repair.add_argument("session_id", help="session id, unique prefix, or 'last'")
+    repair.add_argument("--wait", action="store_true",
+                        help="also follow runs still training to their end (default: record the ended ones only)")
+    add_session_dir_flag(repair, access="write")
+    repair.set_defaults(func=run_repair)
 
 
 def _when(t: float | None) -> str:
@@ -80,6 +87,7 @@ def run_list(args: argparse.Namespace) -> int:
             "baseline": "same machine" if state.baseline_times()[2] else "catalogue",
             "status": "ended" if state.ended else "open",
             "problems": len(problems),
+            "first_problem": problems[0] if problems else None,
         })
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -97,7 +105,17 @@ def run_list(args: argparse.Namespace) -> int:
             "sugg.": str(r["suggestions"]), "commits": str(r["commits"]), "runs": str(r["runs"]),
             "best to target": fmt_seconds(r["best_time_to_target_s"]), "baseline": r["baseline"], "status": status})
     print_table(out, table, args.wide)
+    _print_problem_lines(out, rows)
     return 0
+
+
+def _print_problem_lines(out, rows: list[dict]) -> None:
+    """A damaged log is a warning line under the table, not only a count in it."""
+    for r in rows:
+        if r["problems"]:
+            out.print(plain("warning:", style="yellow") + plain(
+                f" session {r['id']}: {r['problems']} log problem(s), e.g. {r['first_problem']}; "
+                f"`speedcopilot sessions show {r['id']}` lists them"))
 
 
 def run_show(args: argparse.Namespace) -> int:
@@ -167,9 +185,78 @@ def run_export(args: argparse.Namespace) -> int:
         dirs = [resolve_session_dir(settings.session_dir, sid) for sid in args.session_ids]
     else:
         dirs = list_session_dirs(settings.session_dir)
-    report = export_sessions(dirs, args.out, anonymize=args.anonymize, salt=args.salt)
+    _require_folder_of(args.out)
+    try:
+        report = export_sessions(dirs, args.out, anonymize=args.anonymize, salt=args.salt)
+    except OSError as exc:
+        from copilot.core.session.storage import storage_error
+
+        raise storage_error(exc, f"cannot write the archive {args.out}",
+                            "free space, or write it to another folder") from None
     scrubbed = ", ".join(f"{k} {v}" for k, v in sorted(report.scrubbed.items())) or "nothing"
-    console().print(plain(f"wrote {args.out}: {len(report.sessions)} session(s); scrubbed: {scrubbed}"))
+    out = console()
+    out.print(plain(f"wrote {args.out}: {len(report.sessions)} session(s); scrubbed: {scrubbed}"))
     for problem in report.problems:
-        console().print(plain("warning:", style="yellow") + f" {problem}")
+        out.print(plain("warning:", style="yellow") + plain(f" {problem}"))
+    for exported in report.sessions:
+        for problem in exported.problems:
+            out.print(plain("warning:", style="yellow") + plain(f" session {exported.source}: {problem}"))
     return 0
+
+
+def _require_folder_of(archive: Path) -> None:
+    """The archive's folder must exist: a typo in a path is refused, not silently created."""
+    from copilot.core.errors import ConfigError
+
+    folder = archive.parent
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"cannot write the archive {archive}: {folder} is a file, not a folder")
+    if not folder.exists():
+        raise ConfigError(f"cannot write the archive {archive}: the folder {folder} does not exist; create it "
+                          f"first (mkdir -p {folder}) or pick another path")
+
+
+def run_repair(args: argparse.Namespace) -> int:
+    """Open the session the way every driver does (the same re-attach code), record the end of its runs that
+    ended meanwhile (and with --wait of the others too), cut a torn last line, then close it again."""
+    import asyncio
+
+    from copilot.cli._common import build_track
+    from copilot.cli.start import _recorded_runner
+    from copilot.core.llm.providers import OracleProvider
+    from copilot.core.session import Session, ensure_not_open, load_state, resolve_session_dir
+    from copilot.core.session.events import EVENTS_FILE, read_events
+    from copilot.core.session.repair import open_runs
+
+    settings = settings_from_args(args)
+    session_dir = resolve_session_dir(settings.session_dir, args.session_id)
+    ensure_not_open(session_dir)
+    before = read_events(session_dir / EVENTS_FILE)
+    state, _ = load_state(session_dir)
+    out = console()
+    for problem in before.problems:
+        out.print(plain("log problem:", style="yellow") + plain(f" {problem}"))
+    recorded_runner = _recorded_runner(session_dir)
+    if recorded_runner != "local":
+        settings = settings_from_args(args, runner=recorded_runner)
+    from copilot.cli._common import build_runner
+
+    track = build_track(settings, state.track)
+    session = Session.open(settings.session_dir, session_dir.name, track, OracleProvider(track, state.record),
+                           runner=build_runner(settings), driver="repair")
+    try:
+        endings = asyncio.run(_settle(session, open_runs(state), out, wait=args.wait))
+    finally:
+        session.close_now(reason="repaired")
+    if before.torn_tail:
+        out.print(plain("cut the torn last line of the log (its bytes are kept in torn-tail-*.bak)"))
+    if not open_runs(state):
+        out.print(plain(f"session {session_dir.name}: no run was left open"))
+    left = [e for e in endings if e.outcome is None]
+    return 1 if any(e.problem for e in left) else 0
+
+
+async def _settle(session, run_ids: list[str], out, wait: bool) -> list:
+    from copilot.cli._settle import settle_and_report
+
+    return await settle_and_report(session, run_ids, out, follow=wait)

@@ -13,16 +13,18 @@ from copilot.cli._common import (
     build_runner,
     build_track,
     console,
+    non_negative_int,
+    positive_int,
     settings_from_args,
 )
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("start", help="open the co-pilot app on record N (or resume a session)")
-    parser.add_argument("--record", type=int, default=None, help="record to start from (default 0)")
+    parser.add_argument("--record", type=non_negative_int, default=None, help="record to start from (default 0)")
     add_track_flag(parser)
     add_provider_flags(parser)
-    parser.add_argument("--gpus", type=int, default=None, help="GPUs per run (nanogpt track: 1, 2, 4 or 8)")
+    parser.add_argument("--gpus", type=positive_int, default=None, help="GPUs per run (nanogpt track: 1, 2, 4 or 8)")
     parser.add_argument("--runner", default=None, help="local (default), ssh://[user@]host[:port]/path, or "
                         "slurm://[partition][?gpus=8&time=00:30:00&account=…&cpus=…&mem=…&qos=…]")
     parser.add_argument("--resume", metavar="ID", default=None, help="resume a session (id, prefix, or 'last')")
@@ -32,12 +34,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--study", type=Path, default=None,
                         help="study file (TOML): picks this participant's next task and mode, recorded in the session")
     parser.add_argument("--theme", default=None, help="colour theme (saved when changed in the app)")
-    add_session_dir_flag(parser)
+    add_session_dir_flag(parser, access="write")
     parser.set_defaults(func=run)
 
 
-def open_session(args: argparse.Namespace, mode: str = "copilot"):
-    """Build track, provider and runner from settings, then create or resume the session."""
+def open_session(args: argparse.Namespace, mode: str = "copilot", driver: str = "app"):
+    """Build track, provider and runner from settings, then create or resume the session (`driver` names who
+    opens it: the end of a run it re-attaches is recorded "resume by <driver>")."""
     from copilot.core.session import Session, ensure_not_open, load_state, resolve_session_dir
 
     settings = settings_from_args(args)
@@ -54,7 +57,7 @@ def open_session(args: argparse.Namespace, mode: str = "copilot"):
                                   name=getattr(args, "provider", None) or state.provider or settings.provider)
         return settings, Session.open(settings.session_dir, session_dir.name, track, provider,
                                       runner=build_runner(settings),
-                                      options=_options(settings, mode, args, provider))
+                                      options=_options(settings, mode, args, provider), driver=driver)
     study = _study_assignment(args, settings)
     if study is not None:
         mode = study.mode

@@ -45,3 +45,7 @@ class RunError(SpeedcopilotError):
 
 class TrackError(SpeedcopilotError):
     """Unknown track or record, missing data, unsynced upstream records."""
+
+
+class StorageError(SpeedcopilotError):
+    """The disk refused a write the session needs (full, read-only, failing), or the sessions folder is unusable."""

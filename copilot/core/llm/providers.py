@@ -28,6 +28,7 @@ DeltaCallback = Callable[[str], None]
 
 MAX_ANSWER_CHARS = 1_000_000  # a longer answer means a misbehaving endpoint (or no max-token limit)
 _EXCERPT_CHARS = 200
+DEFAULT_DEADLINE_S = 180.0  # one whole answer, retries included; the SDK timeout only bounds each read
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ class OpenAIProvider:
         api_key: str | None,
         base_url: str | None = None,
         timeout_s: float = 120.0,
-        deadline_s: float = 600.0,
+        deadline_s: float = DEFAULT_DEADLINE_S,
         max_retries: int = 3,
         prices: Mapping[str, tuple[float, float]] | None = None,
         stream: bool = True,
@@ -281,7 +282,7 @@ class OpenAIProvider:
             raise _Retryable(self._connection_message(exc)) from None
         except json.JSONDecodeError as exc:
             raise ProviderError(
-                f"The endpoint {self.host} sent a response that is not valid JSON ({exc.msg} at char {exc.pos}). "
+                f"The endpoint {self.host} sent a response that is not valid JSON ({json_problem(exc)}). "
                 "Check that OPENAI_BASE_URL points at an OpenAI-compatible API (it usually ends in /v1)."
             ) from None
         except UnicodeDecodeError as exc:
@@ -410,6 +411,12 @@ class OpenAIProvider:
         cause = exc.__cause__ or exc.__context__
         detail = f" ({type(cause).__name__}: {_excerpt(str(cause))})" if cause is not None else ""
         where = self.base_url or "https://api.openai.com/v1"
+        if _dropped_by_peer(cause):  # it was reached: it (or a proxy) hung up mid-answer
+            return self._scrub(
+                f"The endpoint {where} closed the connection before its answer was complete{detail}. The server "
+                "may have crashed or restarted, or a proxy cut the connection: try again, or work offline with "
+                "--provider oracle."
+            )
         return self._scrub(
             f"Cannot reach the model endpoint {where}{detail}. Check OPENAI_BASE_URL and that the server is "
             "running, or work offline with --provider oracle."
@@ -506,6 +513,28 @@ def _retry_after(exc: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def json_problem(exc: json.JSONDecodeError) -> str:
+    """'Expecting value at line 1, column 5': where a JSON text went wrong, said once."""
+    where = f"line {exc.lineno}, column {exc.colno}"
+    return exc.msg if " at " in exc.msg or where in exc.msg else f"{exc.msg} at {where}"
+
+
+_PEER_CLOSED = ("peer closed", "server disconnected", "connection reset", "incomplete chunked read",
+                "remote end closed", "connection aborted")
+
+
+def _dropped_by_peer(cause: BaseException | None) -> bool:
+    """The connection was made and then closed by the other side (not: refused, no route, DNS, TLS)."""
+    while cause is not None:
+        if isinstance(cause, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+            return True
+        name, text = type(cause).__name__, str(cause).lower()
+        if name in ("RemoteProtocolError", "ReadError") or any(p in text for p in _PEER_CLOSED):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _excerpt(text: str, limit: int = _EXCERPT_CHARS) -> str:

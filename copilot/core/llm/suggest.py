@@ -18,6 +18,7 @@ Failures carry the usage of every attempt as attributes (`prompt_tokens`, `compl
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -118,10 +119,49 @@ async def request_suggestion(
     on_delta: Callable[[str], None] | None = None,
     *,
     allow_truncated: bool = True,
+    deadline_s: float | None = None,
+) -> SuggestionResult:
+    """`deadline_s` bounds the whole suggestion, every attempt and edit retry included (default: the provider's
+    `deadline_s`; None or no such attribute: no bound beyond the provider's own)."""
+    if deadline_s is None:
+        deadline_s = getattr(provider, "deadline_s", None)
+    if not deadline_s:
+        return await _attempts(provider, messages, files, default_path, max_retries, on_delta, allow_truncated)
+    completions: list[Completion] = []
+    deadline = asyncio.timeout(float(deadline_s))
+    try:
+        async with deadline:
+            return await _attempts(provider, messages, files, default_path, max_retries, on_delta, allow_truncated,
+                                   completions)
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        error = ProviderError(_deadline_message(provider, float(deadline_s), completions))
+        _attach(error, completions, [], completions[-1].text if completions else None)
+        raise error from None
+
+
+def _deadline_message(provider: Any, deadline_s: float, completions: list[Completion]) -> str:
+    where = getattr(provider, "host", None) or getattr(provider, "label", None) or "the model endpoint"
+    got = (f"{len(completions)} answer(s) came back, none usable" if completions
+           else "no complete answer came back: the endpoint may hang, be overloaded, or stream very slowly")
+    return (f"No usable suggestion from {where} within the {deadline_s:g} s deadline for one suggestion ({got}). "
+            "Try again, raise request_deadline_s in the config, or work offline with --provider oracle.")
+
+
+async def _attempts(
+    provider: Provider,
+    messages: list[dict[str, str]],
+    files: Mapping[str, str] | EditRequest,
+    default_path: str | None,
+    max_retries: int,
+    on_delta: Callable[[str], None] | None,
+    allow_truncated: bool,
+    completions: list[Completion] | None = None,
 ) -> SuggestionResult:
     request = files if isinstance(files, EditRequest) else EditRequest(files, default_path or "train_gpt.py")
     conversation = list(messages)
-    completions: list[Completion] = []
+    completions = completions if completions is not None else []
     errors: list[str] = []
     retries = 0 if getattr(provider, "offline", False) else max(0, max_retries)
     tools = edits.EDIT_TOOLS if request.edit_format == "tools" else None

@@ -379,6 +379,10 @@ class SessionSummary:
     speedup: str = "—"  # best time against t_i: "1.7× faster" / "1.3× slower"
     fsr_noise: float | None = None  # half-width of the 2σ band noise alone gives FSR
     within_noise: bool | None = None  # |t_i − t'| ≤ 2σ: not told apart from the starting record
+    guard_blocked: int = 0  # commits the integrity guard blocked
+    guard_overrides: int = 0  # of those, run anyway by the human's (or the config's) choice
+    guard_noted: int = 0  # commits with notes only
+    best_overridden: bool = False  # the best time came from a commit the guard blocked: it does not count as fair
     # (seconds since the first event, best time to target so far) at every improvement: for plots
     best_time_curve: list[tuple[float, float]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -436,6 +440,8 @@ def _fill_summary(
     decision_times: list[float] = []
     run_ids: set[str] = set()
     chosen: s.BaselineChosen | None = None
+    guard_reports: dict[str, s.GuardReport] = {}
+    overridden: set[str] = set()
     for event in events:
         if event.type == "metric":
             continue
@@ -468,7 +474,14 @@ def _fill_summary(
             row.ended_reason = body.reason
         elif isinstance(body, s.BaselineChosen):
             chosen = body
+        elif isinstance(body, s.GuardReport) and body.commit:
+            guard_reports[body.commit] = body
+        elif isinstance(body, s.GuardOverride) and body.choice == "run":
+            overridden.add(body.commit)
     row.runs = len(run_ids)
+    row.guard_blocked = sum(1 for r in guard_reports.values() if r.blocking)
+    row.guard_noted = sum(1 for r in guard_reports.values() if r.findings and not r.blocking)
+    row.guard_overrides = len(overridden)
     if decision_times:
         row.median_decision_time_s = statistics.median(decision_times)
 
@@ -478,7 +491,9 @@ def _fill_summary(
     reached = [r for r in runs if r.time_to_target_s is not None]
     row.runs_reached = len(reached)
     if reached:
-        row.best_time_to_target_s = min(r.time_to_target_s for r in reached)  # type: ignore[type-var]
+        best = min(reached, key=lambda r: r.time_to_target_s)  # type: ignore[arg-type,return-value]
+        row.best_time_to_target_s = best.time_to_target_s
+        row.best_overridden = best.commit in overridden
     row.best_time_curve = _best_time_curve(reached, row.started_at)
     _apply_baseline(row, started, chosen, baselines)
     row.fsr = fsr(row.record_time_s, row.next_record_time_s, row.best_time_to_target_s, fail_value)

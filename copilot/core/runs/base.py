@@ -218,9 +218,19 @@ def read_exit_code(run_dir: Path) -> int | None:
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Whole or not at all, and durable: run.json and result.json are what a resume re-attaches and records
+    from, and the session log (fsync'd) already names the run, so a disk error must not leave them empty."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(data, indent=2, default=str) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, path)
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 def read_run_info(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / RUN_JSON

@@ -25,9 +25,12 @@ from copilot.core.runs.base import (
 
 # Runs the command, then records its exit status next to the log. `$1` is the run folder (absolute), the rest
 # is the command. The shell stays the process-group leader, so killing the group stops everything it started.
+# A full or read-only disk refuses the exit_code file: the wrapper tries again each second for up to 15 min, so
+# the status lands once space is freed and a later resume records the true end (not "crashed, status unknown").
 _WRAPPER = (
-    'd="$1"; shift; "$@"; c=$?; '
-    'printf "%s\\n" "$c" > "$d/exit_code.tmp" && mv -f "$d/exit_code.tmp" "$d/exit_code"; '
+    'd="$1"; shift; "$@"; c=$?; i=0; '
+    'until printf "%s\\n" "$c" > "$d/exit_code.tmp" && mv -f "$d/exit_code.tmp" "$d/exit_code"; do '
+    'i=$((i+1)); [ "$i" -ge 900 ] && break; sleep 1; done 2>/dev/null; '
     'exit "$c"'
 )
 
@@ -314,8 +317,13 @@ class LocalRunner:
         }
         if cpus is not None:
             info.update({"cpu_slot": slot, "cpus": list(cpus)})
-        _write_json_atomic(run_dir / RUN_JSON, info)
         handle = LocalRunHandle(spec.run_id, run_dir, proc.pid, proc.pid, started_at, info["start_ticks"], proc)
+        try:
+            _write_json_atomic(run_dir / RUN_JSON, info)
+        except OSError:
+            # without run.json nobody could re-attach to the run or record its end: it must not go on unseen
+            handle.kill(grace_s=1.0)
+            raise
         if slot is not None:
             self._busy[spec.run_id] = (slot, handle)
         return handle

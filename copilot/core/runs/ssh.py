@@ -185,6 +185,21 @@ class SshRunHandle(RunHandle):
             raise RunError(f"remote run {self.run_id} (process group {self.pgid}) survived SIGKILL")
         self._done.wait(timeout=15.0)
 
+    def any_alive(self) -> bool:
+        """The command, or anything it left behind in its remote process group (`sleep 300 &`), still runs."""
+        if self.is_alive():
+            return True
+        out = self.ssh.run(f"p={self.pgid}; kill -0 -$p 2>/dev/null && echo alive || echo gone", timeout_s=30.0,
+                           check=False)
+        return b"alive" in out.stdout
+
+    async def stop(self, grace_s: float = 5.0, poll_s: float = 0.05) -> None:
+        """TERM to the remote group, KILL after grace_s, in one ssh call off the event loop."""
+        import asyncio
+
+        del poll_s  # the remote script polls itself; one round trip instead of one per poll
+        await asyncio.to_thread(self.kill, grace_s)
+
     def terminate(self) -> None:
         self._signal("TERM")
 

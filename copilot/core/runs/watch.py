@@ -123,6 +123,7 @@ async def watch_run(
     save_result: bool = True,
     clock: Callable[[], float] = time.monotonic,
     on_running: Callable[[], None] | None = None,
+    on_poll: Callable[[], None] | None = None,
 ) -> RunResult:
     """Tail the run's output.log until the run ends; stop it on divergence, hang, timeout, or (stop_at_target)
     at the target; end whatever it left running; classify it.
@@ -132,7 +133,8 @@ async def watch_run(
     a scheduler still holds (`handle.is_pending()`) counts neither as hung nor towards its timeout. Stopping
     never blocks the loop: SIGTERM, then SIGKILL after kill_grace_s, awaited. The result is also written to
     run_dir/result.json unless save_result is False. `on_running` is called once, when the run is first seen
-    alive and no longer queued (its run time starts then: `handle.started_at`).
+    alive and no longer queued (its run time starts then: `handle.started_at`). `on_poll` is called once per
+    poll; what it raises ends the watching (never the run), e.g. the session's disk turning read-only.
     """
     parser = LogParser()
     tail = _Tail(handle.run_dir / OUTPUT_LOG, parser, on_line, on_metric, from_offset)
@@ -144,6 +146,8 @@ async def watch_run(
         while True:
             if await tail.read():
                 last_output = clock()
+            if on_poll is not None:
+                on_poll()
             alive = handle.is_alive()
             saw_alive = saw_alive or alive
             pending = alive and handle.is_pending()

@@ -35,6 +35,7 @@ from copilot.core.errors import (
     RunError,
     SessionNotFoundError,
     SpeedcopilotError,
+    StorageError,
 )
 from copilot.core.runs.env import Scrubber, run_environment
 from copilot.core.runs.metrics import MetricPoint
@@ -42,6 +43,7 @@ from copilot.core.session import schema as s
 from copilot.core.session.events import EVENTS_FILE, Event, EventLog, read_events
 from copilot.core.session.projection import CommitView, RunView, SessionState, SuggestionView
 from copilot.core.session.schema import HunkDecision
+from copilot.core.session.storage import is_storage_fault, storage_error
 from copilot.core.session.workspace import Workspace
 from copilot.core.tracks.base import Track
 
@@ -50,6 +52,7 @@ RUNS_DIR = "runs"
 RUN_CODE_DIR = "code"  # in a run's folder: its commit's own copy (start_run(commit=...)), removed when it ends
 ATTEMPTS_IN_PROMPT = 5
 KILL_GRACE_S = 5.0
+DISK_CHECK_S = 1.0  # how often a watcher asks whether the session's disk went read-only (one statvfs)
 SUBJECT_CHARS = 72
 
 T = TypeVar("T")
@@ -137,6 +140,8 @@ class Session:
         self._handles: dict[str, Any] = {}
         self._specs: dict[str, Any] = {}
         self._watchers: dict[str, asyncio.Task[Any]] = {}
+        self._disk_checked_at = 0.0
+        self._reattached: dict[str, str] = {}  # run id -> who re-attached it ("resume by run"), for recorded_by
         self._line_listeners: list[LineListener] = []
         self._seen_external_diff: str | None = None
         self._git_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"git-{self.id}")
@@ -251,9 +256,20 @@ class Session:
 
     # -- the git thread ---------------------------------------------------------------------
     async def _git(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run blocking git / disk work on the session's one git thread."""
+        """Run blocking git / disk work on the session's one git thread. A write the disk refuses (full,
+        read-only, failing) comes back as one StorageError line."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._git_thread, functools.partial(fn, *args, **kwargs))
+        try:
+            return await loop.run_in_executor(self._git_thread, functools.partial(fn, *args, **kwargs))
+        except Exception as exc:
+            if is_storage_fault(exc):
+                raise self._storage_fault(exc) from None
+            raise
+
+    def _storage_fault(self, exc: BaseException) -> StorageError:
+        return storage_error(exc, f"session {self.id} could not write to its folder",
+                             "new work stopped; a run in progress keeps training. Free space or fix the disk, "
+                             f"then `speedcopilot sessions repair {self.id}` records what happened meanwhile")
 
     # -- subscriptions ----------------------------------------------------------------------
     def subscribe(self, callback: Callable[[Event], None]) -> None:
@@ -556,6 +572,8 @@ class Session:
             if own_copy:
                 await self._git(self._drop_copy, run_dir)
             if isinstance(exc, OSError):
+                if is_storage_fault(exc):
+                    raise self._storage_fault(exc) from None
                 raise RunError(f"could not start {' '.join(command)}: {exc}") from None
             raise
         self._handles[run_id] = handle
@@ -678,8 +696,9 @@ class Session:
                                              queue_time_s=handle.queue_time_s))
 
         result = await runs.watch_run(handle, spec, on_line=on_line, on_metric=on_metric, save_result=False,
-                                      on_running=on_running)
-        return await self._finish_run(run_id, result, "watcher")  # what waiters get is scrubbed too
+                                      on_running=on_running, on_poll=self._check_disk)
+        # what waiters get is scrubbed too
+        return await self._finish_run(run_id, result, self._reattached.get(run_id, "watcher"))
 
     async def cancel_run(self, run_id: str) -> None:
         """Stop a live run on the user's request: the marker and SIGTERM go out now; the SIGKILL escalation
@@ -691,6 +710,20 @@ class Session:
 
     def live_runs(self) -> list[str]:
         return [run_id for run_id in self._handles if run_id in self.state.runs and self.state.runs[run_id].is_live]
+
+    def _check_disk(self) -> None:
+        """A disk the kernel turned read-only under the session (a failing disk) stops new work at once, not
+        when the next event would be written: a run that went quiet would otherwise be watched for nothing."""
+        now = time.monotonic()
+        if now - self._disk_checked_at < DISK_CHECK_S or not self.log.is_open:
+            return
+        self._disk_checked_at = now
+        self.log.probe()
+
+    def run_is_alive(self, run_id: str) -> bool:
+        """The run's command still runs (False for a run this session holds no handle of)."""
+        handle = self._handles.get(run_id)
+        return handle is not None and handle.is_alive()
 
     # -- misc -------------------------------------------------------------------------------
     def note(self, text: str) -> None:
@@ -825,6 +858,7 @@ class Session:
                 self.log.append(s.Error(message=f"could not re-attach to run {run_id}: {exc}", run_id=run_id))
                 continue
             self._handles[run_id] = handle
+            self._reattached[run_id] = f"resume by {driver}"
             self._specs[run_id] = replace(spec, cwd=self.workspace.path,
                                           timeout_s=spec.timeout_s if spec.timeout_s is not None
                                           else self.options.run_timeout_s)

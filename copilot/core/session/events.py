@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from copilot.core.errors import SessionLockedError
+from copilot.core.errors import SessionLockedError, StorageError
 from copilot.core.session.schema import (
     EVENT_TYPES,
     FORMAT_VERSION,
@@ -27,6 +27,7 @@ from copilot.core.session.schema import (
     Unknown,
     decode,
 )
+from copilot.core.session.storage import STORAGE_ERRNOS, storage_error
 
 __all__ = ["EVENTS_FILE", "EVENT_TYPES", "Event", "EventLog", "ReadResult", "iter_type", "read_events"]
 
@@ -257,17 +258,26 @@ class EventLog:
         self._seq = 0
         self._listeners: list[Listener] = []
         self._write_lock = threading.RLock()  # listeners run inside it, so they see events in seq order
+        self._failure: StorageError | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def open(self) -> ReadResult:
-        """Take the lock and open for appending; returns what was already in the log."""
-        self.session_dir.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = _acquire_lock(self.session_dir / LOCK_FILE)
-        existing = read_events(self.path) if self.path.exists() else ReadResult([], [])
-        if existing.torn_tail:
-            self._truncate_torn_tail()
-        self._seq = existing.last_seq
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        """Take the lock and open for appending; returns what was already in the log. A disk that refuses
+        (read-only, full) is a StorageError in one line; a second writer a SessionLockedError."""
+        self._failure = None
+        try:
+            self.session_dir.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = _acquire_lock(self.session_dir / LOCK_FILE)
+            existing = read_events(self.path) if self.path.exists() else ReadResult([], [])
+            if existing.torn_tail:
+                self._truncate_torn_tail()
+            self._seq = existing.last_seq
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as exc:
+            self.close()
+            raise storage_error(exc, f"cannot open the log of session {self.session_dir.name} for writing",
+                                "free space or fix the disk (read it meanwhile with `speedcopilot replay "
+                                f"{self.session_dir.name}`)") from None
         return existing
 
     def close(self) -> None:
@@ -300,22 +310,73 @@ class EventLog:
             self._listeners.remove(listener)
 
     def append(self, body: EventBody) -> Event:
-        """Write one typed event (flush + fsync) and hand it to the listeners, in seq order."""
+        """Write one typed event (flush + fsync) and hand it to the listeners, in seq order. After a failed
+        write every append raises that StorageError again."""
         if self._fd is None:
-            raise RuntimeError("event log is not open")
+            raise self._failure or RuntimeError("event log is not open")
         if not isinstance(body, EventBody):
             raise TypeError(f"events are typed bodies from copilot.core.session.schema, got {type(body).__name__}")
         data = body.to_dict()
         _check_no_secrets(data)
         with self._write_lock:
-            self._seq += 1
-            event = Event(seq=self._seq, t=self._clock(), type=body.TYPE, data=data, body=body)
+            if self._fd is None:  # closed by a failed write in another thread
+                raise self._failure or RuntimeError("event log is not open")
+            event = Event(seq=self._seq + 1, t=self._clock(), type=body.TYPE, data=data, body=body)
             payload = (event.to_json() + "\n").encode("utf-8")
-            os.write(self._fd, payload)
-            os.fsync(self._fd)
+            self._write_line(payload)
+            self._seq = event.seq
             for listener in list(self._listeners):
                 listener(event)
         return event
+
+    @property
+    def failure(self) -> StorageError | None:
+        """The write failure that closed this log, if one did."""
+        return self._failure
+
+    def _write_line(self, payload: bytes) -> None:
+        """All of the line, synced; on a refused write (full, read-only, I/O error) the partial line is cut
+        off again, the log closes (lock released, so a repair can take over) and a StorageError says why."""
+        assert self._fd is not None
+        size = None
+        try:
+            size = os.fstat(self._fd).st_size
+            view = memoryview(payload)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            os.fsync(self._fd)
+        except OSError as exc:
+            if size is not None:
+                try:
+                    os.ftruncate(self._fd, size)  # no torn line left behind where the disk allows it
+                except OSError:
+                    pass  # the reader reports and a later open cuts what is left
+            raise self.fail(exc) from None
+
+    def probe(self) -> None:
+        """Ask the disk whether it still takes writes (one metadata update of the lock file, no data): a disk
+        the kernel switched to read-only after an error says so here, while statvfs may still say rw."""
+        if self._lock_fd is None:
+            return
+        try:
+            os.utime(self._lock_fd)
+        except OSError as exc:
+            if exc.errno in STORAGE_ERRNOS:
+                raise self.fail(exc) from None
+
+    def fail(self, exc: OSError) -> StorageError:
+        """Close the log for good after the disk refused (or would refuse) a write; the StorageError to raise.
+        The lock is released, so `sessions repair` in another terminal can take over."""
+        with self._write_lock:
+            if self._failure is None:
+                self._failure = storage_error(
+                    exc, f"cannot write to the log of session {self.session_dir.name} ({self.path})",
+                    "new work stopped; a run in progress keeps training and writing its output.log. Free space "
+                    f"or fix the disk, then `speedcopilot sessions repair {self.session_dir.name}` records what "
+                    "happened meanwhile")
+            self.close()
+            return self._failure
 
     def _truncate_torn_tail(self) -> None:
         raw = self.path.read_bytes()

@@ -7,6 +7,7 @@ is ever lost.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,9 +67,18 @@ class Workspace:
     @classmethod
     def open(cls, path: Path) -> "Workspace":
         try:
-            return cls(git.Repo(path))
+            workspace = cls(git.Repo(path))
         except (git.NoSuchPathError, git.InvalidGitRepositoryError):
             raise WorkspaceError(f"{path} is not a speedcopilot workspace (no git repository)") from None
+        try:
+            workspace.head_sha()
+        except (ValueError, AssertionError, OSError, git.BadName, git.BadObject) as exc:
+            raise WorkspaceError(
+                f"the git repository of the workspace {path} is damaged: its HEAD leads to no commit "
+                f"({type(exc).__name__}{': ' + str(exc) if str(exc) else ''}), e.g. after a disk error; "
+                f"`git -C {path} fsck` shows what is left"
+            ) from None
+        return workspace
 
     # -- reading ----------------------------------------------------------------------------
     def head_sha(self) -> str:
@@ -238,7 +248,22 @@ class Workspace:
         if trailers:
             full += "\n" + "".join(f"{k}: {v}\n" for k, v in trailers.items())
         commit = self.repo.index.commit(full, author=_AUTHOR, committer=_AUTHOR)
+        self._make_durable(commit)
         return commit.hexsha
+
+    def _make_durable(self, commit: git.Commit) -> None:
+        """fsync what a commit wrote (its loose objects, the branch ref, HEAD, the index). GitPython writes them
+        without: a disk error or power cut within the kernel's writeback delay would lose a commit that the
+        session log (fsync'd per event) already names, and leave a branch pointing at nothing."""
+        git_dir = Path(self.repo.git_dir)
+        paths = [git_dir / "HEAD", git_dir / "index"]
+        if not self.repo.head.is_detached:
+            paths.append(git_dir / self.repo.head.ref.path)
+        for sha in [commit.hexsha, commit.tree.hexsha, *(o.hexsha for o in commit.tree.traverse())]:
+            loose = git_dir / "objects" / sha[:2] / sha[2:]
+            if loose.exists():
+                paths.append(loose)
+        _fsync(paths)
 
     def _branch_heads(self) -> dict[str, list[str]]:
         heads: dict[str, list[str]] = {}
@@ -263,6 +288,25 @@ class Workspace:
         while f"attempt-{n}" in existing:
             n += 1
         return f"attempt-{n}"
+
+
+def _fsync(paths: list[Path]) -> None:
+    """Sync each file, then each folder holding one (so the new names survive too)."""
+
+    folders: dict[Path, None] = {}
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        folders[path.parent] = None
+    for folder in folders:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def parse_trailers(message: str) -> dict[str, str]:
