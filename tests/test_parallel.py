@@ -546,8 +546,8 @@ def test_cli_refuses_a_bad_parallel_count_in_one_line(tmp_path: Path) -> None:
     env = A.clean_env({"SPEEDCOPILOT_SESSION_DIR": tmp_path / "sessions"})
     done = subprocess.run([_speedcopilot(), "auto", "--track", "micro", "--provider", "oracle", "--parallel", "0"],
                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1 and "Traceback" not in done.stderr + done.stdout
-    assert done.stderr.strip().splitlines()[-1] == "speedcopilot: error: --parallel 0: give 1 or more nodes at once"
+    assert done.returncode == 2 and "Traceback" not in done.stderr + done.stdout  # argparse: a usage error
+    assert done.stderr.strip().splitlines()[-1] == "speedcopilot auto: error: argument --parallel: must be 1 or more, got 0"
     assert not (tmp_path / "sessions").exists() or not list((tmp_path / "sessions").iterdir())
 
 
