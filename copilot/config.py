@@ -49,6 +49,7 @@ class Settings:
     data_dir: Path | None = None  # None: platform cache dir
     cache_dir: Path | None = None  # None: platform cache dir
     runner: str = "local"  # local | ssh://[user@]host[:port]/path | slurm://[partition][?…]
+    parallel: int = 1  # autonomous search: nodes whose runs may be live at once (`auto --parallel`)
     gpus: int | None = None
     hang_timeout_s: float = 300.0
     run_timeout_s: float | None = None
@@ -120,6 +121,7 @@ _ENV_MAP = {
     "SPEEDCOPILOT_DATA_DIR": "data_dir",
     "SPEEDCOPILOT_CACHE_DIR": "cache_dir",
     "SPEEDCOPILOT_RUNNER": "runner",
+    "SPEEDCOPILOT_PARALLEL": "parallel",
     "SPEEDCOPILOT_GPUS": "gpus",
     "SPEEDCOPILOT_HANG_TIMEOUT_S": "hang_timeout_s",
     "SPEEDCOPILOT_RUN_TIMEOUT_S": "run_timeout_s",
@@ -224,6 +226,11 @@ def _coerce(name: str, value: Any) -> Any:
             return _at_least(name, int(value), 0)
         if name in ("gpus", "max_tokens", "edit_max_line_chars"):
             return _at_least(name, int(value), 1) if value is not None else None
+        if name == "parallel":
+            count = int(value)
+            if count < 1:
+                raise ConfigError(f"setting parallel={value!r}: give 1 or more nodes at once")
+            return count
         if name == "hint_levels":
             return parse_hint_levels(value)
         if name == "agent_guard_override":

@@ -10,12 +10,20 @@ from copilot.core.session import Session, SessionOptions
 from copilot.ui.app import CopilotApp
 from copilot.ui.drivers import AgentDriver, CopilotDriver
 from copilot.ui.screens.modals import QuitModal
-from tests.support.fixture_track import RECORD_1, FixtureTrack
+from tests.support.fixture_track import RECORD_0, RECORD_1, FixtureTrack
 from tests.support.ui import screen_text, wait_until
 
 
-def auto_session(tmp_path: Path, nodes: int) -> Session:
+def auto_session(tmp_path: Path, nodes: int, hold_until: Path | None = None) -> Session:
+    """`hold_until`: the baseline run waits for that file before it trains, so it is live until the test
+    creates it (a condition, not a race against a run that lasts a fraction of a second)."""
     track = FixtureTrack()
+    if hold_until is not None:
+        wait = (f"    import pathlib\n    for _ in range(12000):  # gives up after about four minutes\n"
+                f"        if pathlib.Path({str(hold_until)!r}).exists():\n            break\n"
+                "        time.sleep(0.02)\n")
+        held = RECORD_0.replace("def main() -> None:\n", "def main() -> None:\n" + wait)
+        track._scripts = {**track._scripts, 0: held}
     return Session.create(tmp_path / "sessions", track, 0, OracleProvider(track, 0),
                           options=SessionOptions(mode="auto", budget={"nodes": nodes}))
 
@@ -47,7 +55,8 @@ async def test_agent_drives_the_session_shown_in_the_app(tmp_path: Path) -> None
 
 
 async def test_take_over_keeps_the_agents_live_run_watched_to_its_end(tmp_path: Path) -> None:
-    session = auto_session(tmp_path, nodes=5)
+    go = tmp_path / "go"
+    session = auto_session(tmp_path, nodes=5, hold_until=go)
     app = CopilotApp(session)
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_until(pilot, lambda: isinstance(app.driver, AgentDriver) and app.driver.agent.running,
@@ -64,6 +73,7 @@ async def test_take_over_keeps_the_agents_live_run_watched_to_its_end(tmp_path: 
         assert isinstance(app.driver, CopilotDriver)
         assert app.check_action("suggest", ()) is True
         await wait_until(pilot, lambda: "Suggest" in footer_line(app), what="the co-pilot keys in the footer")
+        go.touch()
         # the run the agent left behind is still the session's: watched to its end, not orphaned
         await wait_until(pilot, lambda: app.state.runs[run_id].result is not None, what="the agent's run to end")
         finished = [e.body for e in read_events(session.dir / EVENTS_FILE).events

@@ -5,9 +5,20 @@ plus a short instruction naming the node's job and the recent search history), a
 with the same runner and log parser the human gets. Nodes go to the log as node_created / node_scored events,
 so the search tree is a projection of the log (copilot/agent/tree.py) and a killed agent resumes from it.
 
-Hooks for a UI driving the same session: pause() / resume() (take effect between steps; a run in flight keeps
-going), stop() (ends run() at once; a run in flight keeps going and stays attached to the session) and
-take_over() (stop + mode_changed to copilot, so the human continues in the same session).
+Parallel search (`parallel=K`): up to K nodes' runs live at once. The git steps (checkout of the parent,
+suggestion, commit) stay one at a time on the session's single working copy; each run trains its own commit in
+a copy of its own (Session.start_run(commit=...)), so the working copy moves on to the next node while it goes.
+A node holds its slot from creation to score. The nodes of one step (one Plan: `size` children of one parent)
+run together; a new step waits until every earlier node is scored, because which node it expands or debugs
+depends on those scores. That is how the benchmark's own runner parallelises (all experiments of an iteration
+as SLURM jobs, then wait for them all), and it makes K > 1 build the same tree as K = 1 from the same answers.
+Each live node is followed by its own task, which scores it the moment its run ends (the tree is updated as
+results arrive, in the order of the log).
+
+Hooks for a UI driving the same session: pause() / resume() (take effect between steps; runs in flight keep
+going and are scored as they end), stop() (ends run() at once; runs in flight keep going and stay attached to
+the session; a later run() adopts them as its live nodes) and take_over() (stop + mode_changed to copilot, so
+the human continues in the same session).
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ from copilot.agent.budget import Budget, BudgetUsage
 from copilot.agent.policies import Plan, Policy, next_plan
 from copilot.agent.tree import ROOT_ID, AgentTree, Node
 from copilot.core.errors import (
+    ConfigError,
     EditApplyError,
     EditParseError,
     ProviderError,
@@ -57,6 +69,18 @@ class AgentProgress:
     node_id: int | None = None
     last_line: str = ""
     paused: bool = False
+    live: tuple[int, ...] = ()  # nodes whose runs are in flight
+    parallel: int = 1
+
+
+@dataclass
+class _Live:
+    """A node whose run is in flight, and the task that scores it when the run ends."""
+
+    node: Node
+    run_id: str
+    task: "asyncio.Task[None]"
+    adopted: bool  # re-attached after a kill (a cancelled run is then run again, not scored)
 
 
 @dataclass
@@ -88,8 +112,16 @@ class AutonomousAgent:
         max_provider_failures: int = 3,
         allow_guard_override: bool = False,
         stop_at_target: bool = True,
+        parallel: int = 1,
     ) -> None:
+        if not isinstance(parallel, int) or parallel < 1:
+            raise ConfigError(f"parallel must be a whole number of at least 1, got {parallel!r}")
+        local = getattr(session.runner, "name", "local") == "local"
+        if parallel > 1 and local and getattr(session.track, "name", "") == "nanogpt":
+            raise ConfigError(f"--parallel {parallel} with the local runner would train {parallel} nanogpt runs on "
+                              "the same GPUs; use --runner slurm://… for parallel GPU runs, or --parallel 1")
         self.session = session
+        self.parallel = parallel
         self.policy = policy
         self.budget = budget
         self.seed = seed
@@ -109,7 +141,9 @@ class AutonomousAgent:
         self._on_progress: Callable[[AgentProgress], None] | None = None
         self._provider_failures = 0
         self._exhausted: str | None = None  # why the provider has nothing more to propose
-        self._budget_cut: str | None = None
+        self._live: dict[int, _Live] = {}
+        self._redo: list[Node] = []  # adopted nodes whose runs must start again
+        self._cut: set[str] = set()  # runs cancelled because a budget ran out
         self._running = False
 
     # -- hooks for a driver (UI, CLI) ----------------------------------------------------------
@@ -135,13 +169,23 @@ class AutonomousAgent:
             self._progress("resumed")
 
     def stop(self, reason: str = "stopped") -> None:
-        """End run() now. A suggestion in flight is abandoned (logged as failed); a run in flight keeps going
-        and stays attached to the session (session.watch_run can follow it; a later run() scores it)."""
+        """End run() now. A suggestion in flight is abandoned (logged as failed); runs in flight keep going
+        and stay attached to the session (its watchers follow them; a later run() scores them)."""
         if self._stop_reason is None:
             self._stop_reason = reason
         self._gate.set()
         if self._current is not None and not self._current.done():
             self._current.cancel()
+        self._release_followers()
+
+    @property
+    def live_nodes(self) -> list[Node]:
+        return [live.node for live in self._live.values()]
+
+    @property
+    def live_runs(self) -> dict[int, str]:
+        """node id -> the run in flight that will score it"""
+        return {node_id: live.run_id for node_id, live in self._live.items()}
 
     def take_over(self) -> None:
         """The human takes the wheel: stop the agent and switch the session to co-pilot mode. A run in flight
@@ -161,14 +205,23 @@ class AutonomousAgent:
         events = read_events(self.session.dir / EVENTS_FILE).events
         self.tree = AgentTree.from_events(events)
         self.usage = BudgetUsage.from_events(events)
+        self._live, self._redo, self._cut = {}, [], set()
+        set_slots = getattr(self.session.runner, "set_slots", None)
+        if callable(set_slots):  # the local runner: K CPU slots, one per live run
+            set_slots(self.parallel)
         self.session.subscribe(self._on_event)
+        self.session.subscribe_lines(self._on_line)
+        monitor = asyncio.ensure_future(self._watch_budget())
         try:
             await self._prepare()
             kind, detail = await self._search()
         except _Stopped:
             kind, detail = self._stop_reason or "stopped", "stopped by request"
         finally:
+            monitor.cancel()
             self.session.unsubscribe(self._on_event)
+            self.session.unsubscribe_lines(self._on_line)
+            self._release_followers()
             self._running = False
             self._current = None
         self._progress(f"finished: {detail}")
@@ -204,44 +257,71 @@ class AutonomousAgent:
             self._log_note("stashed uncommitted changes left in the workspace (git stash list)", "agent_stash")
 
     def config(self) -> dict[str, Any]:
-        return {"policy": self.policy.to_dict(), "budget": self.budget.to_dict(), "seed": self.seed}
+        config = {"policy": self.policy.to_dict(), "budget": self.budget.to_dict(), "seed": self.seed}
+        if self.parallel > 1:  # left out at 1, so sessions from before --parallel resume without a new note
+            config["parallel"] = self.parallel
+        return config
 
     async def _search(self) -> tuple[str, str]:
         # a baseline that failed in an earlier process is run once more (the setup may have been fixed since)
         retry_root = self.tree.root is not None and self.tree.root.scored and self.tree.root.buggy
-        for node in self.tree.unscored():  # resumed: created before the kill, never scored
-            await self._wait_gate()
-            await self._finish_unscored(node)
+        self._adopt(self.tree.unscored())  # resumed: nodes created before the kill, never scored
         while True:
             await self._wait_gate()
-            reason = self.budget.exhausted(self.usage)
+            if self._provider_failures >= self.max_provider_failures:
+                await self._drain()
+                message = (f"the provider failed {self._provider_failures} times in a row; check the endpoint, "
+                           "model and API key, then resume with `speedcopilot auto --resume`")
+                self.session.log.append(s.Error(message=message, where="agent"))
+                return "provider_failed", message
+            if len(self._live) >= self.parallel:
+                await self._wait_any()
+                continue
+            reason = self.budget.exhausted(self.usage, live_accel_s=self._live_accel())
             if reason is not None:
+                if self._live:  # nodes already started are paid for: score them first
+                    await self._wait_any()
+                    continue
                 self.session.log.append(s.BudgetExhausted(reason=reason, budget=self.budget.to_dict(),
                                                           usage=self.usage.to_dict()))
                 return "budget", reason
+            if self._redo:
+                node = self._redo.pop(0)
+                self._log_note(f"running {node.label} again: its run did not finish", "agent_rerun")
+                await self._start(node)
+                continue
             root = self.tree.root
             if root is None or retry_root:
                 retry_root = False
                 await self._run_root()
                 continue
+            if not root.scored:  # every plan depends on the baseline's score
+                if ROOT_ID in self._live:
+                    await self._wait_any()
+                else:
+                    self._redo.append(root)
+                continue
             if root.buggy:
+                await self._drain()
                 message = (f"the starting record itself failed ({describe(root)}); the setup is broken (data, "
                            "GPUs, environment): fix it, then resume with `speedcopilot auto --resume`")
                 self.session.log.append(s.Error(message=message, where="agent"))
                 return "baseline_failed", message
             plan = next_plan(self.tree, self.policy, self.seed)
             if plan is None:
+                if self._live:  # the policy may have more to do once these are scored
+                    await self._wait_any()
+                    continue
                 self._log_note(f"policy {self.policy.name} complete", "agent_done")
                 return "policy_complete", f"policy {self.policy.name} has no further steps"
+            if any(n.step < plan.step for n in self.live_nodes):  # a new step waits for the last one's scores
+                await self._wait_any()
+                continue
             await self._expand(plan)
             if self._exhausted is not None:
+                await self._drain()  # what is already running is still scored
                 self._log_note(f"the provider has nothing left to propose: {self._exhausted}", "agent_done")
                 return "provider_exhausted", self._exhausted
-            if self._provider_failures >= self.max_provider_failures:
-                message = (f"the provider failed {self._provider_failures} times in a row; check the endpoint, "
-                           "model and API key, then resume with `speedcopilot auto --resume`")
-                self.session.log.append(s.Error(message=message, where="agent"))
-                return "provider_failed", message
 
     async def _wait_gate(self) -> None:
         if self._stop_reason is not None:
@@ -262,7 +342,7 @@ class AutonomousAgent:
                          "baseline: the starting record")
         else:
             self._log_note("running the baseline again: it failed before", "agent_rerun")
-        await self._run_node(self.tree.nodes[ROOT_ID])
+        await self._start(self.tree.nodes[ROOT_ID])
 
     async def _expand(self, plan: Plan) -> None:
         node_id = self.tree.next_id()
@@ -297,35 +377,35 @@ class AutonomousAgent:
             self._score_failure(node_id, "no_change", "no_change", "the suggestion did not change any file")
             return
         self._create(node_id, plan.parent, commit.sha, base, branch, plan.kind, depth, plan, view.id, commit.message)
-        await self._run_node(self.tree.nodes[node_id])
+        await self._start(self.tree.nodes[node_id])
 
-    async def _finish_unscored(self, node: Node) -> None:
-        """A node created before a kill: score its run (re-attached or finished meanwhile), else run it again."""
-        self.node_id = node.id
-        if node.commit is None:
-            self._score_failure(node.id, "interrupted", "interrupted", "the agent stopped before this node had code")
-            return
-        run_id = self._run_of(node)
-        result: dict[str, Any] | None = None
-        self._budget_cut = None
-        if run_id is not None and run_id in self.session.live_runs():
-            self._progress(f"re-attached to the run of {node.label}")
-            result = await self._watch(node, run_id)
-        elif run_id is not None and self.session.state.runs[run_id].result is not None:
-            result = self.session.state.runs[run_id].result
-        if result is not None and (result.get("outcome") != "cancelled" or self._budget_cut):
-            self._score_result(node, result, reason_override="budget" if self._budget_cut else None)
-            return
-        # never started, lost, or cancelled by a user stopping the agent: not the code's fault
-        self._log_note(f"running {node.label} again: its run did not finish", "agent_rerun")
-        await self._run_node(node)
+    def _adopt(self, nodes: list[Node]) -> None:
+        """Nodes created before a kill: follow their re-attached runs as live nodes, score runs that ended
+        meanwhile, and queue the rest to run again."""
+        live = set(self.session.live_runs())
+        for node in nodes:
+            if node.commit is None:
+                self._score_failure(node.id, "interrupted", "interrupted",
+                                    "the agent stopped before this node had code")
+                continue
+            run_id = self._run_of(node)
+            if run_id is not None and run_id in live:
+                self._progress(f"re-attached to the run of {node.label}")
+                self._follow(node, run_id, adopted=True)
+                continue
+            result = self.session.state.runs[run_id].result if run_id is not None else None
+            if result is not None and result.get("outcome") != "cancelled":
+                self._score_result(node, result)
+                continue
+            self._redo.append(node)  # never started, lost, or cancelled by a user stopping the agent
 
-    async def _run_node(self, node: Node) -> None:
+    async def _start(self, node: Node) -> None:
+        """Start the node's run on its own copy of its commit and follow it; the working copy is free again."""
         self.node_id = node.id
-        await self._to_branch(node.branch, node.commit)
         self._progress(f"starting the run of {node.label}")
         try:
-            run = await self.session.start_run(override_guard=self.allow_guard_override, started_by="agent",
+            run = await self.session.start_run(commit=node.commit, node_id=node.id, started_by="agent",
+                                               override_guard=self.allow_guard_override,
                                                stop_at_target=self.stop_at_target)
         except GuardBlocked as exc:
             self._score_failure(node.id, "guard_refused", "guard", str(exc))
@@ -333,47 +413,94 @@ class AutonomousAgent:
         except RunError as exc:
             self._score_failure(node.id, "start_failed", "start_failed", str(exc))
             return
-        await self._score_run(node, run.run_id)
+        self._follow(node, run.run_id, adopted=False)
 
-    async def _score_run(self, node: Node, run_id: str) -> None:
-        try:
-            result = await self._watch(node, run_id)
-        except RunError as exc:
-            self._score_failure(node.id, "watch_failed", "watch_failed", str(exc))
-            return
-        self._score_result(node, result, reason_override="budget" if self._budget_cut else None)
-
-    async def _watch(self, node: Node, run_id: str) -> dict[str, Any]:
-        """Follow a run to its end (the session watches it; this only waits), cancelling it if it exhausts the
-        wall or accelerator budget. Stopping the agent stops the waiting, never the run or its watching."""
+    def _follow(self, node: Node, run_id: str, adopted: bool) -> None:
+        task = asyncio.ensure_future(self._score_when_done(node, run_id, adopted))
+        self._live[node.id] = _Live(node, run_id, task, adopted)
         self._progress(f"running {node.label}")
-        self._budget_cut = None
-        watcher = self.session.watch(run_id)
-        waiter = asyncio.ensure_future(asyncio.shield(watcher))
-        self._current = waiter
-        view = self.session.state.runs.get(run_id)
-        self.session.subscribe_lines(self._on_line)
+
+    async def _score_when_done(self, node: Node, run_id: str, adopted: bool) -> None:
+        """Wait for the run's end (the session watches it; this only waits) and score the node at once."""
         try:
-            while not watcher.done():
-                await asyncio.wait({waiter}, timeout=WATCH_POLL_S)
-                if self._stop_reason is not None:
-                    raise _Stopped
-                if self._budget_cut is None and not watcher.done() and view is not None:
-                    live = self.usage.gpus * max(0.0, time.time() - view.started_at)
-                    self._budget_cut = self.budget.run_limit_hit(self.usage, None, live)
-                    if self._budget_cut is not None:
-                        self._log_note(f"cancelling the run of {node.label}: {self._budget_cut}", "agent_budget_cut")
-                        await self.session.cancel_run(run_id)
+            try:
+                result = (await self.session.wait_run(run_id)).to_event_fields()
+            except RunError as exc:
+                self._score_failure(node.id, "watch_failed", "watch_failed", str(exc))
+                return
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # the agent stopped: the run goes on, a later run() adopts it
+                if self._stop_reason is None:  # the session stopped watching (closed under the agent)
+                    self._stop_reason = "stopped"
+                return  # the node stays unscored for a resume
+            cut = run_id in self._cut
+            if adopted and result.get("outcome") == "cancelled" and not cut:
+                self._redo.append(node)  # cancelled by someone stopping the runs, not by its code
+                return
+            self._score_result(node, result, reason_override="budget" if cut else None)
         finally:
-            self.session.unsubscribe_lines(self._on_line)
-            if not waiter.done():
-                waiter.cancel()
-            elif not waiter.cancelled():
-                waiter.exception()  # the same outcome is read from the watcher below; unread, asyncio would print it
-            self._current = None
-        if watcher.cancelled():
-            raise _Stopped
-        return watcher.result().to_event_fields()
+            live = self._live.get(node.id)
+            if live is not None and live.run_id == run_id:
+                del self._live[node.id]
+
+    async def _wait_any(self) -> None:
+        """Until a live node is scored. Stopping the agent ends the waiting, never the runs or their watching."""
+        while self._live:
+            tasks = {live.task for live in self._live.values()}
+            done, _ = await asyncio.wait(tasks, timeout=WATCH_POLL_S, return_when=asyncio.FIRST_COMPLETED)
+            if self._stop_reason is not None:
+                raise _Stopped
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]  # a bug in scoring: not to be swallowed
+            if done:
+                return
+
+    async def _watch_budget(self) -> None:
+        """All through run(), paused or asking for a suggestion: cancel the live runs once they (with what was
+        spent before) exhaust the wall or accelerator budget."""
+        while True:
+            await asyncio.sleep(WATCH_POLL_S)
+            if self._live:
+                try:
+                    await self._cut_runs_over_budget()
+                except SpeedcopilotError as exc:  # the runner could not be asked to stop; say so, keep watching
+                    self._log_note(f"could not cancel a run over budget: {exc}", "agent_budget_cut")
+
+    async def _drain(self) -> None:
+        while self._live:
+            await self._wait_any()
+
+    async def _cut_runs_over_budget(self) -> None:
+        cut = self.budget.run_limit_hit(self.usage, None, self._live_accel())
+        if cut is None:
+            return
+        for live in list(self._live.values()):
+            if live.run_id in self._cut:
+                continue
+            self._cut.add(live.run_id)
+            self._log_note(f"cancelling the run of {live.node.label}: {cut}", "agent_budget_cut")
+            try:
+                await self.session.cancel_run(live.run_id)
+            except RunError:  # it ended meanwhile
+                pass
+
+    def _live_accel(self) -> float:
+        """Accelerator-seconds of the runs in flight: run time only (a queued job costs nothing yet)."""
+        now = time.time()
+        runs = self.session.state.runs
+        seconds = sum(runs[live.run_id].run_seconds(now) for live in self._live.values()
+                      if live.run_id in runs and runs[live.run_id].is_live)
+        return self.usage.gpus * seconds
+
+    def _release_followers(self) -> None:
+        """Stop following the live runs (they go on, watched by the session)."""
+        for live in list(self._live.values()):
+            if not live.task.done():
+                live.task.cancel()
+        self._live.clear()
 
     # -- scoring -------------------------------------------------------------------------------
     def _score_result(self, node: Node, result: dict[str, Any], reason_override: str | None = None) -> None:
@@ -457,19 +584,11 @@ class AutonomousAgent:
             name = f"{name}-{k}"
         return await self.session.checkout(sha, branch=name)
 
-    async def _to_branch(self, branch: str, commit: str | None) -> None:
-        heads = await self.session.branch_heads()
-        if (await self.session.head())[1] != branch and branch in heads:
-            await self.session.switch_branch(branch)
-        if commit and (await self.session.head())[0] != commit:  # someone moved the branch (a human took over)
-            k = 2
-            while f"{branch}-{k}" in heads:
-                k += 1
-            await self.session.checkout(commit, branch=f"{branch}-{k}")
-
     def _run_of(self, node: Node) -> str | None:
-        runs = [r for r in self.session.state.runs.values()
-                if r.commit == node.commit and (node.created_t is None or r.started_at >= node.created_t)]
+        runs = [r for r in self.session.state.runs.values() if r.node_id == node.id]
+        if not runs:  # a log from before runs named their node
+            runs = [r for r in self.session.state.runs.values() if r.node_id is None and r.commit == node.commit
+                    and (node.created_t is None or r.started_at >= node.created_t)]
         return runs[-1].run_id if runs else None
 
     def _last_suggestion_id(self) -> str | None:
@@ -492,7 +611,8 @@ class AutonomousAgent:
         self.activity = activity
         if self._on_progress is not None:
             self._on_progress(AgentProgress(self.tree, self.usage, self.budget, self.policy, activity,
-                                            self.node_id, self.last_line, self.paused))
+                                            self.node_id, self.last_line, self.paused,
+                                            tuple(sorted(self._live)), self.parallel))
 
     # -- the instruction -------------------------------------------------------------------------
     def _instruction(self, plan: Plan, node_id: int, parent: Node) -> str:

@@ -110,6 +110,7 @@ def settings_from_args(args: argparse.Namespace, **extra: Any) -> Settings:
         "hint_levels": getattr(args, "hints", None),
         "gpus": getattr(args, "gpus", None),
         "runner": getattr(args, "runner", None),
+        "parallel": getattr(args, "parallel", None),
         "participant": getattr(args, "participant", None),
         "hints_dir": getattr(args, "hints_dir", None),
     }

@@ -36,6 +36,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--budget-accel-seconds", type=positive_float, default=None,
                         help="accelerator budget: GPUs × run seconds (CPU seconds on the micro track)")
     parser.add_argument("--seed", type=non_negative_int, default=None, help="seed of the policy's random choices (default 0)")
+    parser.add_argument("--parallel", type=positive_int, default=None, metavar="K",
+                        help="nodes whose runs may be live at once (default 1; resumed sessions keep theirs): "
+                        "K SLURM jobs, or K local CPU slots on the micro track")
     parser.add_argument("--gpus", type=positive_int, default=None, help="GPUs per run (nanogpt track: 1, 2, 4 or 8)")
     parser.add_argument("--runner", default=None, help="local (default), ssh://[user@]host[:port]/path, or "
                         "slurm://[partition][?gpus=8&time=00:30:00&account=…&cpus=…&mem=…&qos=…]")
@@ -69,6 +72,20 @@ def agent_settings(args: argparse.Namespace, saved: dict[str, Any] | None) -> tu
     return policy, budget, seed
 
 
+def parallel_setting(args: argparse.Namespace, saved: dict[str, Any] | None) -> int:
+    """Nodes at once: the flag, else what a resumed session used, else the config's `parallel` (default 1)."""
+    from copilot.cli._common import settings_from_args
+    from copilot.core.errors import ConfigError
+
+    if args.parallel is not None:
+        if args.parallel < 1:
+            raise ConfigError(f"--parallel {args.parallel}: give 1 or more nodes at once")
+        return int(args.parallel)
+    if saved and "policy" in saved:  # a session the agent already drove keeps its own K
+        return int(saved.get("parallel", 1) or 1)
+    return settings_from_args(args).parallel
+
+
 def run(args: argparse.Namespace) -> int:
     from copilot.agent.loop import AutonomousAgent
     from copilot.agent.tree import AgentTree
@@ -85,9 +102,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         saved = AgentTree.from_events(read_events(session.dir / EVENTS_FILE).events).config
         policy, budget, seed = agent_settings(args, saved)
-        agent = AutonomousAgent(session, policy, budget, seed,
+        parallel = parallel_setting(args, saved)
+        agent = AutonomousAgent(session, policy, budget, seed, parallel=parallel,
                                 allow_guard_override=session.options.agent_guard_override)
         out.print(f"[bold]speedcopilot auto[/] · session {session.id} · policy {policy.name} · seed {seed} · "
+                  + (f"{parallel} nodes at once · " if parallel > 1 else "") +
                   f"{session.state.track} record {session.state.record} · provider {session.state.provider_label}")
         summary = asyncio.run(_drive(agent, out))
     finally:
@@ -166,13 +185,15 @@ class TreeView:
             return Text("starting…")
         tree = progress.tree
         root = tree.root
-        top = Tree(_node_text(root) if root is not None else Text("baseline (not run yet)"))
+        state = self.session.state
+        top = Tree(_node_text(root, state) if root is not None else Text("baseline (not run yet)"))
         self._add_children(top, tree, 0)
         best = tree.best()
-        state = self.session.state
         lines = [top, Text(f"best: {_best_text(best)}" + _record_text(state))]
         lines.append(Text("budget: " + progress.budget.describe(progress.usage)))
         now = ("[paused] " if progress.paused else "") + progress.activity
+        if progress.parallel > 1:
+            now += f" · live {len(progress.live)}/{progress.parallel}"
         lines.append(Text(f"now: {now}", style="dim"))
         if progress.last_line:
             lines.append(Text(progress.last_line[-120:], style="dim"))
@@ -180,7 +201,7 @@ class TreeView:
 
     def _add_children(self, branch: Any, tree: Any, node_id: int) -> None:
         for child in tree.children(node_id):
-            self._add_children(branch.add(_node_text(child)), tree, child.id)
+            self._add_children(branch.add(_node_text(child, self.session.state)), tree, child.id)
 
     def print_new(self, out: Any, progress: Any) -> None:
         """Plain output (not a terminal): one line per node as it is scored."""
@@ -188,10 +209,10 @@ class TreeView:
         for node in sorted(progress.tree.nodes.values(), key=lambda n: n.id):
             if node.scored and node.id not in self._printed:
                 self._printed.add(node.id)
-                out.print(_node_text(node))
+                out.print(_node_text(node, self.session.state))
 
 
-def _node_text(node: Any) -> Any:
+def _node_text(node: Any, state: Any = None) -> Any:
     from rich.text import Text
 
     from copilot.agent.loop import describe
@@ -199,6 +220,10 @@ def _node_text(node: Any) -> Any:
     kind = "baseline" if node.kind == "root" else node.kind
     text = Text(f"{node.label} [{kind}] ")
     text.append((node.description or "")[:48] + " ", style="dim")
+    view = state.nodes.get(node.id) if state is not None and not node.scored else None
+    if view is not None:  # queued (a scheduler holds it) / running / preparing (no run yet)
+        text.append(state.node_phase(view), style="yellow")
+        return text
     if not node.scored:
         style = "yellow"
     elif node.buggy:

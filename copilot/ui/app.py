@@ -217,7 +217,8 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         budget = Budget.from_dict(budget_fields)
         policy = Policy.from_dict(saved["policy"]) if saved.get("policy") else get_policy("tree", budget.nodes)
         agent = AutonomousAgent(session, policy, budget, int(saved.get("seed", 0) or 0), close_on_finish=False,
-                                allow_guard_override=session.options.agent_guard_override)
+                                allow_guard_override=session.options.agent_guard_override,
+                                parallel=int(saved.get("parallel", 1) or 1))
         self.notify(f"autonomous mode: policy {policy.name}, {budget_fields['nodes']} nodes · P pause/resume · "
                     "T take over")
         return AgentDriver(session, agent)

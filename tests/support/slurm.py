@@ -86,7 +86,7 @@ def _tail(path: Path, lines: int = 6) -> str:
     return " | ".join(text[-lines:]) or "(empty log)"
 
 
-def _slurm_conf(d: Path, ctld_port: int, slurmd_port: int) -> str:
+def _slurm_conf(d: Path, ctld_port: int, slurmd_port: int, cpus: int = NODE_CPUS) -> str:
     host = socket.gethostname().split(".")[0]
     return f"""\
 ClusterName=speedcopilot
@@ -117,7 +117,7 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 KillWait=2
-NodeName={NODE} NodeHostname={host} NodeAddr=127.0.0.1 CPUs={NODE_CPUS} RealMemory=2048 State=UNKNOWN
+NodeName={NODE} NodeHostname={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=2048 State=UNKNOWN
 PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
 """
 
@@ -161,19 +161,20 @@ class SlurmCluster:
 
     # -- life cycle ------------------------------------------------------------------------------------
     @classmethod
-    def start(cls, base: Path) -> "SlurmCluster":
+    def start(cls, base: Path, cpus: int = NODE_CPUS) -> "SlurmCluster":
+        """`cpus`: what the node declares (config_overrides), whatever the hardware (bench/parallel_search.py)."""
         require_slurm()
         last = ""
         for _ in range(3):  # a free port can be taken between choosing and binding it
             d = base / f"cluster{_}"
-            cluster = cls._start_once(d)
+            cluster = cls._start_once(d, cpus)
             if isinstance(cluster, cls):
                 return cluster
             last = cluster
         pytest.skip(f"the test SLURM cluster did not start: {last}")
 
     @classmethod
-    def _start_once(cls, d: Path) -> "SlurmCluster | str":
+    def _start_once(cls, d: Path, cpus: int = NODE_CPUS) -> "SlurmCluster | str":
         for sub in ("munge", "state", "spool"):
             (d / sub).mkdir(parents=True)
         d.chmod(0o755)
@@ -182,8 +183,8 @@ class SlurmCluster:
         key.write_bytes(os.urandom(1024))
         key.chmod(0o400)
         conf = d / "slurm.conf"
-        conf.write_text(_slurm_conf(d, _free_port(), _free_port()))
-        cluster = cls(dir=d, conf=conf, env={**os.environ, "SLURM_CONF": str(conf)})
+        conf.write_text(_slurm_conf(d, _free_port(), _free_port(), cpus))
+        cluster = cls(dir=d, conf=conf, env={**os.environ, "SLURM_CONF": str(conf)}, cpus=cpus)
         try:
             return cluster._boot()
         except _BootError as exc:

@@ -195,10 +195,66 @@ def _resolve_executable(command: list[str], cwd: Path, env: dict[str, str]) -> N
         raise RunError(f"cannot start run: command {program!r} not found on PATH; install it or give a full path")
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def cpu_slots(count: int, cpus: list[int] | None = None) -> list[tuple[int, ...]]:
+    """`count` groups of the CPUs this process may use, one per run that may go at once: disjoint when there
+    are at least `count` CPUs (the first groups get one more when they do not divide evenly), else one CPU
+    each, round robin, so runs share CPUs."""
+    available = sorted(cpus if cpus is not None else _usable_cpus())
+    if count < 1 or not available:
+        raise RunError(f"cannot split {len(available)} CPUs into {count} run slots")
+    if len(available) < count:
+        return [(available[i % len(available)],) for i in range(count)]
+    size, extra = divmod(len(available), count)
+    groups, start = [], 0
+    for i in range(count):
+        end = start + size + (1 if i < extra else 0)
+        groups.append(tuple(available[start:end]))
+        start = end
+    return groups
+
+
+def _usable_cpus() -> list[int]:
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no affinity API (macOS): every CPU
+        return list(range(os.cpu_count() or 1))
+
+
 class LocalRunner:
-    """Starts runs as detached process groups on this machine; re-attaches to them from their folder."""
+    """Starts runs as detached process groups on this machine; re-attaches to them from their folder.
+
+    With `slots=K` (parallel search: K runs at once), every run is pinned to one of K groups of this machine's
+    CPUs (`cpu_slots`; `taskset`, else sched_setaffinity right after the start) and its OpenMP/BLAS thread
+    variables are set to the size of its group, so K runs share the cores instead of fighting over all of
+    them; a new run takes the slot with the fewest live runs. Every run of such a session, the baseline
+    included, trains on one slot, so their times compare with each other (not with a run that had the whole
+    machine).
+    """
 
     name = "local"
+
+    def __init__(self, slots: int | None = None, cpus: list[int] | None = None) -> None:
+        self.slots: list[tuple[int, ...]] | None = None
+        self._busy: dict[str, tuple[int, LocalRunHandle]] = {}  # run id -> (slot, handle)
+        self.set_slots(slots, cpus)
+
+    def set_slots(self, slots: int | None, cpus: list[int] | None = None) -> None:
+        """Pin the runs started from now on to `slots` CPU groups (None or 1: no pinning, the whole machine)."""
+        self.slots = cpu_slots(slots, cpus) if slots is not None and slots > 1 else None
+
+    def _take_slot(self) -> int:
+        assert self.slots is not None
+        for run_id, (_, handle) in list(self._busy.items()):
+            if not handle.any_alive():
+                del self._busy[run_id]
+        load = [0] * len(self.slots)
+        for slot, _ in self._busy.values():
+            if slot < len(load):
+                load[slot] += 1
+        return min(range(len(self.slots)), key=lambda i: (load[i], i))
 
     def start(self, spec: RunSpec) -> LocalRunHandle:
         if not spec.command:
@@ -215,6 +271,15 @@ class LocalRunner:
         env["SPEEDCOPILOT_RUN_DIR"] = str(run_dir)
         _resolve_executable(spec.command, cwd, env)
         argv = ["/bin/sh", "-c", _WRAPPER, "sh", str(run_dir), *spec.command]
+        slot, cpus, pinned = None, None, False
+        if self.slots is not None:
+            slot = self._take_slot()
+            cpus = self.slots[slot]
+            env.update({name: str(len(cpus)) for name in THREAD_VARIABLES})
+            taskset = shutil.which("taskset")
+            if taskset:  # exec's the wrapper: pid and process group stay the wrapper's
+                argv = [taskset, "-c", ",".join(map(str, cpus)), *argv]
+                pinned = True
         with open(run_dir / OUTPUT_LOG, "ab") as log:
             started_at = time.time()
             try:
@@ -229,6 +294,11 @@ class LocalRunner:
                 )
             except OSError as exc:
                 raise RunError(f"cannot start run {spec.run_id}: {exc}") from exc
+        if cpus is not None and not pinned:
+            try:  # no taskset: pin the wrapper now; what it forks from now on inherits it
+                os.sched_setaffinity(proc.pid, cpus)
+            except (AttributeError, OSError):
+                pass
         stat = _proc_stat(proc.pid)
         info = {
             "run_id": spec.run_id,
@@ -245,6 +315,8 @@ class LocalRunner:
             "hang_timeout_s": spec.hang_timeout_s,
             "stop_at_target": spec.stop_at_target,
         }
+        if cpus is not None:
+            info.update({"cpu_slot": slot, "cpus": list(cpus)})
         handle = LocalRunHandle(spec.run_id, run_dir, proc.pid, proc.pid, started_at, info["start_ticks"], proc)
         try:
             _write_json_atomic(run_dir / RUN_JSON, info)
@@ -252,6 +324,8 @@ class LocalRunner:
             # without run.json nobody could re-attach to the run or record its end: it must not go on unseen
             handle.kill(grace_s=1.0)
             raise
+        if slot is not None:
+            self._busy[spec.run_id] = (slot, handle)
         return handle
 
     def attach(self, run_dir: Path) -> LocalRunHandle:
@@ -259,7 +333,7 @@ class LocalRunner:
         if info.get("runner", self.name) != self.name:
             raise RunError(f"run in {run_dir} was started by the {info['runner']!r} runner, not {self.name!r}")
         try:
-            return LocalRunHandle(
+            handle = LocalRunHandle(
                 run_id=str(info["run_id"]),
                 run_dir=Path(run_dir).resolve(),
                 pid=int(info["pid"]),
@@ -269,5 +343,9 @@ class LocalRunner:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RunError(f"{run_dir / RUN_JSON} is incomplete ({exc}); the run cannot be re-attached") from exc
+        slot = info.get("cpu_slot")
+        if isinstance(slot, int) and slot >= 0:
+            self._busy[handle.run_id] = (slot, handle)  # a re-attached run keeps its slot busy
+        return handle
 
 

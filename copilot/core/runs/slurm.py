@@ -652,6 +652,7 @@ class SlurmRunner:
             "target_val_loss": spec.target_val_loss,
             "timeout_s": spec.timeout_s,
             "hang_timeout_s": spec.hang_timeout_s,
+            "stop_at_target": spec.stop_at_target,  # a re-attached watcher must stop it at the target too
         }
         _write_json_atomic(run_dir / RUN_JSON, info)
         return SlurmRunHandle(spec.run_id, run_dir, job_id, queued_at, self.tools, self.state_poll_s)

@@ -425,6 +425,7 @@ class SshRunner:
             "target_val_loss": spec.target_val_loss,
             "timeout_s": spec.timeout_s,
             "hang_timeout_s": spec.hang_timeout_s,
+            "stop_at_target": spec.stop_at_target,  # a re-attached watcher must stop it at the target too
         }
         _write_json(run_dir / RUN_JSON, info)
         return SshRunHandle(spec.run_id, run_dir, started_at, self._ssh, remote_dir, pid, pid, self.poll_s)

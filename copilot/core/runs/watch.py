@@ -122,6 +122,7 @@ async def watch_run(
     kill_grace_s: float = 5.0,
     save_result: bool = True,
     clock: Callable[[], float] = time.monotonic,
+    on_running: Callable[[], None] | None = None,
     on_poll: Callable[[], None] | None = None,
 ) -> RunResult:
     """Tail the run's output.log until the run ends; stop it on divergence, hang, timeout, or (stop_at_target)
@@ -131,8 +132,9 @@ async def watch_run(
     result covers the whole run. Cancelling the task that awaits this stops the watching, never the run. A run
     a scheduler still holds (`handle.is_pending()`) counts neither as hung nor towards its timeout. Stopping
     never blocks the loop: SIGTERM, then SIGKILL after kill_grace_s, awaited. The result is also written to
-    run_dir/result.json unless save_result is False. `on_poll` is called once per poll; what it raises ends the
-    watching (never the run), e.g. the session's disk turning read-only.
+    run_dir/result.json unless save_result is False. `on_running` is called once, when the run is first seen
+    alive and no longer queued (its run time starts then: `handle.started_at`). `on_poll` is called once per
+    poll; what it raises ends the watching (never the run), e.g. the session's disk turning read-only.
     """
     parser = LogParser()
     tail = _Tail(handle.run_dir / OUTPUT_LOG, parser, on_line, on_metric, from_offset)
@@ -151,6 +153,9 @@ async def watch_run(
             pending = alive and handle.is_pending()
             if pending:
                 last_output = clock()  # a queued run is not silent: the hang timer starts with the run
+            elif alive and on_running is not None:
+                on_running()
+                on_running = None
             if parser.nan_seen:
                 killed_for = Outcome.DIVERGED
             elif is_cancelled(handle.run_dir):

@@ -49,6 +49,7 @@ from copilot.core.tracks.base import Track
 
 WORKSPACE_DIR = "workspace"
 RUNS_DIR = "runs"
+RUN_CODE_DIR = "code"  # in a run's folder: its commit's own copy (start_run(commit=...)), removed when it ends
 ATTEMPTS_IN_PROMPT = 5
 KILL_GRACE_S = 5.0
 DISK_CHECK_S = 1.0  # how often a watcher asks whether the session's disk went read-only (one statvfs)
@@ -526,12 +527,19 @@ class Session:
 
     # -- runs -------------------------------------------------------------------------------
     async def start_run(self, *, override_guard: bool = False, started_by: str = "app",
-                        stop_at_target: bool = False) -> RunView:
-        """Train HEAD. A commit the guard blocks raises GuardBlocked unless `override_guard` (the human chose
-        "run anyway", which is logged)."""
+                        stop_at_target: bool = False, commit: str | None = None,
+                        node_id: int | None = None) -> RunView:
+        """Train HEAD in the working copy, or `commit` in a copy of its own (a detached `git worktree` in the
+        run's folder, prepared by the track and removed when the run ends), so the working copy may move on
+        while the run goes: the parallel agent runs several commits at once. A commit the guard blocks raises
+        GuardBlocked unless `override_guard` (the human chose "run anyway", which is logged)."""
         from copilot.core import runs
 
-        commit, report = await self._git(self._ready_to_run)
+        own_copy = commit is not None
+        if commit is None:
+            commit, report = await self._git(self._ready_to_run)
+        else:
+            commit, report = await self._git(self._ready_to_run_commit, commit)
         if report is not None and report.findings:
             self.log.append(s.GuardReport(commit=commit, findings=[_finding_dict(f) for f in report.findings],
                                           blocking=bool(report.blocking)))
@@ -540,30 +548,42 @@ class Session:
                 raise GuardBlocked(_blocked_message(report), commit, report)
             self.log.append(s.GuardOverride(commit=commit, choice="run", rules=_rules(report)))
         run_id = runs.new_run_id()
+        while (self.dir / RUNS_DIR / run_id).exists():  # parallel starts within one second may collide
+            run_id = runs.new_run_id()
         run_dir = self.dir / RUNS_DIR / run_id
-        spec = runs.RunSpec(
-            run_id=run_id,
-            command=self.track.launch_command(self.workspace.path, self.options.gpus),
-            cwd=self.workspace.path,
-            run_dir=run_dir,
-            env=run_environment(self.track.run_env(), passed=self.options.run_env_pass),
-            target_val_loss=self.track.target_val_loss,
-            timeout_s=self.options.run_timeout_s,
-            hang_timeout_s=self._hang_timeout(),
-            stop_at_target=stop_at_target,
-        )
+        env = run_environment(self.track.run_env(), passed=self.options.run_env_pass)
+        cwd = await self._git(self._materialize, commit, run_dir / RUN_CODE_DIR) if own_copy else self.workspace.path
+        command: list[str] = []
         try:
+            command = self.track.launch_command(cwd, self.options.gpus)
+            spec = runs.RunSpec(
+                run_id=run_id,
+                command=command,
+                cwd=cwd,
+                run_dir=run_dir,
+                env=env,
+                target_val_loss=self.track.target_val_loss,
+                timeout_s=self.options.run_timeout_s,
+                hang_timeout_s=self._hang_timeout(),
+                stop_at_target=stop_at_target,
+            )
             handle = await asyncio.to_thread(self._start_process, spec)
-        except OSError as exc:
-            if is_storage_fault(exc):
-                raise self._storage_fault(exc) from None
-            raise RunError(f"could not start {' '.join(spec.command)}: {exc}") from None
+        except Exception as exc:
+            if own_copy:
+                await self._git(self._drop_copy, run_dir)
+            if isinstance(exc, OSError):
+                if is_storage_fault(exc):
+                    raise self._storage_fault(exc) from None
+                raise RunError(f"could not start {' '.join(command)}: {exc}") from None
+            raise
         self._handles[run_id] = handle
         self._specs[run_id] = spec
+        queued = await asyncio.to_thread(handle.is_pending)
         self.log.append(s.RunStarted(run_id=run_id, commit=commit, command=list(spec.command),
                                      runner=getattr(self.runner, "name", "local"), gpus=self.options.gpus,
                                      run_dir=str(run_dir), gpu_info=self._gpu_info(),
-                                     stop_at_target=stop_at_target, started_by=started_by))
+                                     stop_at_target=stop_at_target, started_by=started_by, node_id=node_id,
+                                     workdir=str(cwd) if own_copy else None, queued=queued))
         self.watch(run_id)
         return self.state.runs[run_id]
 
@@ -575,6 +595,43 @@ class Session:
         # a run that would fail at once (no GPU, no shards, wrong torch) is refused with the fix, not started
         preflight(self.track, self.options.gpus, self.options.runner_url, self.state.record)
         return self._guard_commit(None)
+
+    def _ready_to_run_commit(self, commit: str) -> tuple[str, Any]:
+        from copilot.core.tracks.doctor import preflight
+
+        try:
+            sha = self.workspace.repo.commit(commit).hexsha
+        except Exception:  # gitdb's BadName / ValueError: not a commit of this workspace
+            raise RunError(f"no commit {commit!r} in the workspace; nothing to run") from None
+        preflight(self.track, self.options.gpus, self.options.runner_url, self.state.record)
+        return self._guard_commit(sha)
+
+    def _materialize(self, sha: str, path: Path) -> Path:
+        """A detached worktree of `sha` at `path` (a git checkout, so a runner that syncs commits, like ssh,
+        finds the commit there), prepared by the track like the working copy is."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.workspace.repo.git.worktree("add", "--detach", str(path), sha)
+        except Exception as exc:  # git's own message says why (disk full, path taken)
+            raise RunError(f"could not place commit {sha[:10]} in {path}: {exc}") from None
+        _prepare_workdir(self.track, path)
+        return path
+
+    def _drop_copy(self, run_dir: Path) -> None:
+        """Remove a run's own copy of its commit (the commit stays in git, the output in the run folder)."""
+        path = Path(run_dir) / RUN_CODE_DIR
+        if not path.exists():
+            return
+        try:
+            self.workspace.repo.git.worktree("remove", "--force", str(path))
+        except Exception:  # a half-made or foreign folder: remove it and let git forget it
+            import shutil
+
+            shutil.rmtree(path, ignore_errors=True)
+            try:
+                self.workspace.repo.git.worktree("prune")
+            except Exception:
+                pass
 
     def _start_process(self, spec: Any) -> Any:
         spec.run_dir.mkdir(parents=True, exist_ok=True)
@@ -632,8 +689,14 @@ class Session:
             for listener in list(self._line_listeners):
                 listener(run_id, line)
 
+        def on_running() -> None:  # a queued run (SLURM) started: its run time counts from now on
+            run = self.state.runs.get(run_id)
+            if run is not None and run.queued and self.log.is_open:
+                self.log.append(s.RunRunning(run_id=run_id, started_at=handle.started_at,
+                                             queue_time_s=handle.queue_time_s))
+
         result = await runs.watch_run(handle, spec, on_line=on_line, on_metric=on_metric, save_result=False,
-                                      on_poll=self._check_disk)
+                                      on_running=on_running, on_poll=self._check_disk)
         # what waiters get is scrubbed too
         return await self._finish_run(run_id, result, self._reattached.get(run_id, "watcher"))
 
@@ -717,6 +780,7 @@ class Session:
             await self._git(runs.write_result, spec.run_dir, result)
         self._log_finished(run_id, result, recorded_by)
         await self._git(self._note_run_result, run_id, result)
+        await self._git(self._drop_copy, self.dir / RUNS_DIR / run_id)
         self._handles.pop(run_id, None)
         return result
 

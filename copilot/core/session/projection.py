@@ -104,6 +104,10 @@ class RunView:
     result: dict[str, Any] | None = None
     target: dict[str, Any] | None = None  # TargetReached fields, the moment the target is seen
     stop_at_target: bool = False
+    node_id: int | None = None  # the agent's search node this run scores
+    queued: bool = False  # a scheduler holds it: no run time passes yet
+    running_since: float | None = None  # unix s its run time started (None while queued)
+    queue_time_s: float | None = None
     _points: _Points = field(default_factory=_Points, repr=False)
 
     @property
@@ -137,6 +141,19 @@ class RunView:
         return self.status == "running"
 
     @property
+    def phase(self) -> str:
+        """queued | running | done"""
+        if not self.is_live:
+            return "done"
+        return "queued" if self.queued else "running"
+
+    def run_seconds(self, now: float) -> float:
+        """Seconds of run time so far (a live run's; queue time excluded); a finished run's wall time."""
+        if not self.is_live:
+            return float((self.result or {}).get("wall_time_s") or 0.0)
+        return max(0.0, now - self.running_since) if self.running_since is not None else 0.0
+
+    @property
     def reached_target(self) -> bool:
         """The target was seen (live, or in the finished result)."""
         return self.target is not None or bool((self.result or {}).get("reached_target"))
@@ -146,6 +163,24 @@ class RunView:
         if self.result and self.result.get("time_to_target_ms") is not None:
             return self.result["time_to_target_ms"]
         return self.target.get("time_to_target_ms") if self.target else None
+
+
+@dataclass
+class NodeView:
+    """One node of the agent's search, as far as a display needs it (the agent keeps its own richer tree)."""
+
+    id: int
+    parent: int | None
+    commit: str | None
+    kind: str
+    run_ids: list[str] = field(default_factory=list)
+    scored: bool = False
+    buggy: bool = False
+    outcome: str | None = None
+
+    @property
+    def label(self) -> str:
+        return "root" if self.id == 0 else f"node {self.id}"
 
 
 @dataclass
@@ -174,6 +209,7 @@ class SessionState:
     errors: list[str] = field(default_factory=list)
     guard_reports: dict[str, dict[str, Any]] = field(default_factory=dict)  # by commit
     guard_overrides: list[dict[str, Any]] = field(default_factory=list)
+    nodes: dict[int, NodeView] = field(default_factory=dict)  # the agent's search nodes, by id
     ended: bool = False
     last_seq: int = 0
     last_t: float | None = None
@@ -197,6 +233,18 @@ class SessionState:
     @property
     def live_runs(self) -> list[RunView]:
         return [r for r in self.runs.values() if r.is_live]
+
+    def node_of_commit(self, sha: str) -> NodeView | None:
+        """The latest search node whose code is `sha`."""
+        found = [n for n in self.nodes.values() if n.commit == sha]
+        return found[-1] if found else None
+
+    def node_phase(self, node: NodeView) -> str:
+        """preparing (no run yet) | queued | running | done (scored, or its run ended and awaits scoring)"""
+        if node.scored:
+            return "done"
+        run = self.runs.get(node.run_ids[-1]) if node.run_ids else None
+        return run.phase if run is not None else "preparing"
 
     def baseline_times(self) -> tuple[float | None, float | None, bool]:
         """(t_i, t_{i+1}, same_machine): the times of the baseline the session chose when they were measured
@@ -340,7 +388,21 @@ def _guard_override(state: SessionState, b: s.GuardOverride, t: float) -> None:
 
 def _run_started(state: SessionState, b: s.RunStarted, t: float) -> None:
     state.runs[b.run_id] = RunView(run_id=b.run_id, commit=b.commit, command=list(b.command), runner=b.runner,
-                                   status="running", started_at=t, stop_at_target=b.stop_at_target)
+                                   status="running", started_at=t, stop_at_target=b.stop_at_target,
+                                   node_id=b.node_id, queued=b.queued, running_since=None if b.queued else t)
+    node = state.nodes.get(b.node_id) if b.node_id is not None else None
+    if node is None and b.node_id is None and b.started_by == "agent":  # a log from before node_id was written
+        node = next((n for n in reversed(state.nodes.values()) if n.commit == b.commit and not n.scored), None)
+    if node is not None:
+        node.run_ids.append(b.run_id)
+
+
+def _run_running(state: SessionState, b: s.RunRunning, t: float) -> None:
+    run = state.runs.get(b.run_id)
+    if run is not None and run.is_live:
+        run.queued = False
+        run.running_since = b.started_at if b.started_at is not None else t
+        run.queue_time_s = b.queue_time_s
 
 
 def _target_reached(state: SessionState, b: s.TargetReached, t: float) -> None:
@@ -354,6 +416,21 @@ def _run_finished(state: SessionState, b: s.RunFinished, t: float) -> None:
     if run is not None:
         run.status = b.outcome or "finished"
         run.result = b.to_dict()
+        run.queued = False
+        if b.queue_time_s is not None:
+            run.queue_time_s = b.queue_time_s
+
+
+def _node_created(state: SessionState, b: s.NodeCreated, t: float) -> None:
+    state.nodes[b.node_id] = NodeView(id=b.node_id, parent=b.parent, commit=b.commit, kind=b.kind)
+
+
+def _node_scored(state: SessionState, b: s.NodeScored, t: float) -> None:
+    node = state.nodes.get(b.node_id)
+    if node is not None:
+        node.scored, node.buggy, node.outcome = True, b.buggy, b.outcome
+        if b.run_id and b.run_id not in node.run_ids:
+            node.run_ids.append(b.run_id)
 
 
 def _note(state: SessionState, b: s.Note, t: float) -> None:
@@ -393,7 +470,10 @@ _HANDLERS: dict[type, Callable[[SessionState, Any, float], None]] = {
     s.GuardOverride: _guard_override,
     s.RunStarted: _run_started,
     s.TargetReached: _target_reached,
+    s.RunRunning: _run_running,
     s.RunFinished: _run_finished,
+    s.NodeCreated: _node_created,
+    s.NodeScored: _node_scored,
     s.Note: _note,
     s.Error: _error,
     s.ModeChanged: _mode_changed,

@@ -334,6 +334,9 @@ class RunStarted(EventBody):
     gpu_info: list[dict[str, Any]] = field(default_factory=list)
     stop_at_target: bool = False
     started_by: str | None = None  # app | agent | run | baseline
+    node_id: int | None = None  # the agent's search node this run scores
+    workdir: str | None = None  # the commit's own copy the run trains in (None: the session's working copy)
+    queued: bool = False  # the runner has a scheduler queue (SLURM): no run time until run_running
 
 
 @dataclass(frozen=True)
@@ -341,6 +344,17 @@ class RunAttached(EventBody):
     TYPE = "run_attached"
     REQUIRED = ("run_id",)
     run_id: str = ""
+
+
+@dataclass(frozen=True)
+class RunRunning(EventBody):
+    """A queued run left the scheduler's queue: its run time (and accelerator time) starts at `started_at`."""
+
+    TYPE = "run_running"
+    REQUIRED = ("run_id",)
+    run_id: str = ""
+    started_at: float | None = None  # unix s, the job's real start
+    queue_time_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -507,8 +521,8 @@ BODY_TYPES: dict[str, type[EventBody]] = {
         SessionStarted, BaselineChosen, SessionResumed, SuggestionRequested, SuggestionReceived, SuggestionFailed,
         SuggestionDecided,
         HunkDecided, FeedbackGiven, CommitCreated, CommitFailed, BranchSwitched, ExternalEditDetected, GuardReport,
-        GuardOverride, RunStarted, RunAttached, Metric, TargetReached, RunFinished, NodeCreated, NodeScored,
-        ModeChanged, BudgetExhausted, Note, Error, SessionEnded,
+        GuardOverride, RunStarted, RunAttached, RunRunning, Metric, TargetReached, RunFinished, NodeCreated,
+        NodeScored, ModeChanged, BudgetExhausted, Note, Error, SessionEnded,
     )
 }
 EVENT_TYPES: frozenset[str] = frozenset(BODY_TYPES)

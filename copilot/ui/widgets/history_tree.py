@@ -16,6 +16,9 @@ PROVENANCE_MARK = {"ai": "ai", "human": "you", "ai+human-edit": "ai+you", "rever
 def run_label(run: RunView) -> Text:
     result = run.result or {}
     text = Text(f"run {short_run_id(run.run_id)}: ", style="italic")
+    if run.is_live and run.queued:
+        text.append("queued", style="dim")
+        return text
     if run.is_live:
         best = run.best_val
         text.append("running" + (f", best val {best:.4f}" if best is not None else ""))
@@ -37,14 +40,28 @@ def run_summary(runs: list[RunView]) -> str:
     return " · ".join(run_label(run).plain for run in runs)
 
 
-def commit_label(commit: CommitView, head: str | None, branch: str | None) -> Text:
+def commit_label(commit: CommitView, head: str | None, branch: str | None, node: str | None = None) -> Text:
+    """`node`: the agent's node on this commit and where it is, e.g. "node 3 · queued"."""
     text = Text()
     text.append(commit.sha[:7], style="bold" if commit.sha == head else "")
     text.append(f" [{PROVENANCE_MARK.get(commit.provenance, commit.provenance)}] ")
+    if node:
+        text.append(f"{node}  ", style="bold" if node.endswith("running") else "italic")
     text.append((commit.message.splitlines() or [""])[0])
     if commit.sha == head:
         text.append(f"  ◀ HEAD ({branch or commit.branch})", style="bold")
     return text
+
+
+def node_text(state: SessionState, sha: str) -> str | None:
+    """The agent's node on a commit and its phase (preparing | queued | running | done), or None."""
+    node = state.node_of_commit(sha)
+    if node is None:
+        return None
+    phase = state.node_phase(node)
+    if phase == "done" and node.outcome:
+        phase = f"done, {node.outcome}" + (" (buggy)" if node.buggy and node.outcome != "crashed" else "")
+    return f"{node.label} · {phase}"
 
 
 class HistoryTree(Tree[str]):
@@ -60,6 +77,7 @@ class HistoryTree(Tree[str]):
         self.guide_depth = 2
         self._signature: tuple | None = None
         self._run_nodes: dict[str, TreeNode[str]] = {}
+        self._commit_nodes: dict[str, tuple[CommitView, TreeNode[str]]] = {}
 
     def sync(self, state: SessionState) -> None:
         runs_by_commit: dict[str, list[RunView]] = {}
@@ -74,16 +92,23 @@ class HistoryTree(Tree[str]):
                     label = run_label(run)
                     if node.label.plain != label.plain:
                         node.set_label(label)
+            for sha, (commit, node) in self._commit_nodes.items():  # an agent node's phase moved on
+                label = commit_label(commit, state.head, state.branch, node_text(state, sha))
+                if node.label.plain != label.plain:
+                    node.set_label(label)
             return
         self._signature = signature
         self.clear()
         self._run_nodes = {}
+        self._commit_nodes = {}
         seen: dict[str, TreeNode[str]] = {}
         for commit in state.commits:
             if commit.sha in seen:
                 continue
             parent = seen.get(commit.parent or "", self.root)
-            node = parent.add(commit_label(commit, state.head, state.branch), data=commit.sha, expand=True)
+            node = parent.add(commit_label(commit, state.head, state.branch, node_text(state, commit.sha)),
+                              data=commit.sha, expand=True)
+            self._commit_nodes[commit.sha] = (commit, node)
             for run in runs_by_commit.get(commit.sha, []):
                 self._run_nodes[run.run_id] = node.add_leaf(run_label(run), data=None)
             seen[commit.sha] = node

@@ -46,9 +46,12 @@ def run_row(run: RunView, record_time_s: float | None, baseline: str = "catalogu
     if versus != "—" and baseline != "same machine":
         versus += " (cat.)"  # against the catalogue's time, measured on another machine
     status = run.status
-    if run.is_live and run.reached_target:
+    if run.is_live and run.queued:
+        status = "queued"
+    elif run.is_live and run.reached_target:
         status = "running ✓"
-    return (short_run_id(run.run_id), run.commit[:7], status, step, "—" if best is None else f"{best:.4f}",
+    commit = run.commit[:7] if run.node_id is None else f"n{run.node_id} {run.commit[:7]}"  # the agent's node
+    return (short_run_id(run.run_id), commit, status, step, "—" if best is None else f"{best:.4f}",
             fmt_seconds(train_ms), to_target, versus)
 
 
