@@ -59,3 +59,22 @@ def test_agent_guard_override_and_run_env_pass_come_from_the_environment(tmp_pat
     assert load_settings(env={}, cwd=tmp_path).agent_guard_override is False  # refused unless asked for
     with pytest.raises(ConfigError, match="agent_guard_override"):
         load_settings(env={"SPEEDCOPILOT_AGENT_GUARD_OVERRIDE": "perhaps"}, cwd=tmp_path)
+
+
+def test_the_readme_configuration_example_loads_and_names_only_real_variables(tmp_path: Path) -> None:
+    import re
+
+    from copilot.config import _ENV_MAP
+    from copilot.core.research.baselines import STORE_ENV  # the baseline store's path, read where it is used
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "speedcopilot.toml").write_text(example)
+    settings = load_settings({}, env={}, cwd=tmp_path)
+    assert settings.parallel == 1 and settings.request_deadline_s == 180.0 and settings.min_free_mb == 16.0
+    assert settings.edit_format == "auto" and settings.stop_at_target is False
+    listed = re.search(r"SPEEDCOPILOT_\{([A-Z_,]+)\}", section)
+    assert listed is not None
+    names = [f"SPEEDCOPILOT_{name}" for name in listed.group(1).split(",")]
+    assert [n for n in names if n not in _ENV_MAP and n != STORE_ENV] == []

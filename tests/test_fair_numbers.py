@@ -368,13 +368,16 @@ def test_baseline_command_refuses_bad_input_in_one_line(tmp_path: Path, micro_da
     damaged.write_text("{oops", encoding="utf-8")
     env = {"SPEEDCOPILOT_DATA_DIR": str(micro_data), "SPEEDCOPILOT_BASELINES": str(tmp_path / "b.json")}
     cases = [(["--record", "6"], env, "last of the micro track"),
-             (["--record", "2", "--seeds", "0"], env, "at least 1"),
              (["--record", "99"], env, "no record 99"),
              (["--record", "2"], {**env, "SPEEDCOPILOT_BASELINES": str(damaged)}, "is damaged")]
     for args, case_env, message in cases:
         result = cli("baseline", "--track", "micro", *args, env=case_env)
         assert result.returncode == 1 and message in result.stderr, (args, result.stderr)
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    # a count below 1 is a usage error, refused by argparse before anything runs (exit 2, its last line says why)
+    usage = cli("baseline", "--track", "micro", "--record", "2", "--seeds", "0", env=env)
+    assert usage.returncode == 2 and "Traceback" not in usage.stderr
+    assert usage.stderr.splitlines()[-1] == "speedcopilot baseline: error: argument --seeds: must be 1 or more, got 0"
     assert damaged.read_text(encoding="utf-8") == "{oops" and not (tmp_path / "b.json").exists()
     assert not (tmp_path / "baseline-runs").exists()  # nothing started
 

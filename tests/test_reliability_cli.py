@@ -202,7 +202,7 @@ def test_auto_exits_non_zero_and_says_why_when_no_node_succeeded(tmp_path: Path,
     with OpenAIServer() as server:  # a model whose every answer holds no edit: each node fails to parse
         server.script([answer("I would make it faster, but I will not say how.")] * 12)
         result = cli("auto", "--record", "0", "--track", "micro", "--provider", "openai", "--base-url",
-                     server.base_url, "--model", "test-model", "--nodes", "2", "--session-dir",
+                     server.base_url, "--model", "test[/]model", "--nodes", "2", "--session-dir",
                      str(tmp_path / "sessions"), env=cli_env(data, MICRO_MAX_STEPS="2"))
     _no_traceback(result)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -214,6 +214,7 @@ def test_auto_exits_non_zero_and_says_why_when_no_node_succeeded(tmp_path: Path,
     printed = " ".join(result.stdout.replace("│", " ").split())  # as the terminal wraps it
     assert printed.count(f"node 1 [draft] {whole}") >= 1 and printed.count(f"node 2 [improve] {whole}") >= 1, \
         result.stdout
+    assert "test[/]model" in result.stdout.splitlines()[0]  # user text is printed as it is, never as markup
     line = next(line for line in result.stdout.splitlines() if line.startswith("auto: "))
     assert line.startswith("auto: no node succeeded (2 of 2 failed: 2 ") and "sessions show" in line, line
 

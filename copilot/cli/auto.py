@@ -14,6 +14,7 @@ from copilot.cli._common import (
     console,
     fmt_seconds,
     non_negative_int,
+    plain,
     positive_float,
     positive_int,
 )
@@ -105,21 +106,23 @@ def run(args: argparse.Namespace) -> int:
         parallel = parallel_setting(args, saved)
         agent = AutonomousAgent(session, policy, budget, seed, parallel=parallel,
                                 allow_guard_override=session.options.agent_guard_override)
-        out.print(f"[bold]speedcopilot auto[/] · session {session.id} · policy {policy.name} · seed {seed} · "
-                  + (f"{parallel} nodes at once · " if parallel > 1 else "") +
-                  f"{session.state.track} record {session.state.record} · provider {session.state.provider_label}")
+        header = plain("speedcopilot auto", style="bold")
+        header.append(f" · session {session.id} · policy {policy.name} · seed {seed} · "
+                      + (f"{parallel} nodes at once · " if parallel > 1 else "")
+                      + f"{session.state.track} record {session.state.record} · provider {session.state.provider_label}")
+        out.print(header)
         summary = asyncio.run(_drive(agent, out))
     finally:
         if session.log.is_open:
             live = session.live_runs()
             session.close_now(reason="interrupted")
             if live:
-                out.print(f"run(s) {', '.join(live)} keep going; `speedcopilot auto --resume {session.id}` "
-                          "picks them up")
+                out.print(plain(f"run(s) {', '.join(live)} keep going; `speedcopilot auto --resume {session.id}` "
+                                "picks them up"))
     _print_summary(out, summary, session)
     failed = _no_node_succeeded(summary)
     if failed:
-        out.print(f"[bold red]auto: {failed}[/]")
+        out.print(plain(f"auto: {failed}", style="bold red"))
     return 1 if summary.stop_reason in ("baseline_failed", "provider_failed") or failed else 0
 
 
@@ -256,9 +259,9 @@ def _record_text(state: Any) -> str:
 
 
 def _print_summary(out: Any, summary: Any, session: Any) -> None:
-    out.print(f"stopped: {summary.stop_reason} ({summary.detail})")
-    out.print(f"nodes: {len(summary.nodes)} ({summary.buggy} buggy); best: {_best_text(summary.best)}")
+    out.print(plain(f"stopped: {summary.stop_reason} ({summary.detail})"))
+    out.print(plain(f"nodes: {len(summary.nodes)} ({summary.buggy} buggy); best: {_best_text(summary.best)}"))
     usage = summary.usage
     out.print(f"spent: {usage.get('wall_minutes', 0):.1f} min, {usage.get('tokens', 0)} tokens, "
               f"${usage.get('usd', 0.0):.4f}, {usage.get('accel_seconds', 0.0):.1f} accelerator-s")
-    out.print(f"session {summary.session_id} in {session.dir}")
+    out.print(plain(f"session {summary.session_id} in {session.dir}"))
