@@ -244,6 +244,7 @@ async def test_log_burst_is_bounded_and_drawn_by_the_flush_not_per_line() -> Non
         log = app.screen.query_one("#log-tail", Log)
         await wait_until(pilot, lambda: log.lines and log.lines[-1] == " step:99999 done", what="the last line")
         assert log.line_count <= 2000
+        assert list(log.lines) == [f" step:{i} done" for i in range(98_000, 100_000)]  # the kept tail, whole
         assert app.flushes - flushes < lines / 100  # batched: far fewer redraws than lines
 
 

@@ -79,6 +79,20 @@ def test_log_buffers_bound_lines_and_hand_out_pending_once() -> None:
     assert buffers.total == 251
 
 
+def test_a_burst_reaches_the_pane_in_batches_oldest_first_with_every_kept_line() -> None:
+    buffers = LogBuffers(max_lines=100)
+    for i in range(230):
+        buffers.append("r1", f"line {i}")
+    batches = []
+    while buffers.has_pending():
+        batches.append(buffers.take_pending("r1", limit=40))
+    assert [len(b) for b in batches] == [40, 40, 20]  # the 100 kept lines, 40 a flush
+    assert [line for b in batches for line in b] == [f"line {i}" for i in range(130, 230)]
+    buffers.append("r1", "late")
+    buffers.append("r2", "other")
+    assert buffers.take_pending("r2", limit=40) == ["other"] and not buffers.has_pending()  # r1's dropped
+
+
 def test_read_tail_reads_only_the_end(tmp_path: Path) -> None:
     path = tmp_path / "output.log"
     path.write_text("".join(f"step {i}\r step {i} done\n" for i in range(50_000)))

@@ -72,21 +72,30 @@ def test_run_notes_attach_to_commits(tmp_path: Path) -> None:
     assert "r-1" in notes and "r-2" in notes
 
 
-def test_watch_reports_external_edits(tmp_path: Path) -> None:
-    import time
+def test_watch_reports_external_edits_in_every_folder_but_never_git_s_own_writes(tmp_path: Path) -> None:
+    import threading
 
     ws = make(tmp_path)
+    (ws.path / "pkg").mkdir()
+    (ws.path / "pkg" / "util.py").write_text("x = 1\n")
     changed: list[Path] = []
-    stop = ws.watch(changed.append)
+    seen = threading.Event()
+
+    def on_change(path: Path) -> None:
+        changed.append(path)
+        if path.name == "util.py":
+            seen.set()
+
+    stop = ws.watch(on_change)  # the watches are in place when watch() returns
     try:
-        time.sleep(0.2)
+        (ws.path / ".git" / "scratch").write_text("git's own file\n")
         (ws.path / SCRIPT).write_text("lr = 9\n")
-        deadline = time.time() + 5
-        while not changed and time.time() < deadline:
-            time.sleep(0.05)
+        (ws.path / "pkg" / "util.py").write_text("x = 2\n")
+        assert seen.wait(timeout=120), changed  # a hang guard, not a speed check
     finally:
         stop()
-    assert any(p.name == SCRIPT for p in changed)
+    assert {p.name for p in changed} >= {SCRIPT, "util.py"}
+    assert not any(".git" in p.parts for p in changed)
 
 
 def test_parse_trailers() -> None:

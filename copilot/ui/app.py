@@ -299,6 +299,8 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
             key = current.id if current is not None and current.status == "requested" else ""
             self.ui.stream[key] = self.ui.stream.get(key, "") + chunk
             self._dirty.add("suggestion")
+        if self.ui.logs.has_pending():
+            self._dirty.add("runs")  # the log pane writes a burst over several flushes
         screen = self.main()
         if screen is None or not self._dirty:
             return

@@ -214,7 +214,11 @@ class Workspace:
                     on_change(path)
 
         observer = Observer()
-        observer.schedule(_Handler(), str(workspace_root), recursive=True)
+        handler = _Handler()
+        for folder in _folders_outside_git(workspace_root):
+            # one flat watch per folder: a recursive one would also watch .git, and every object git writes
+            # (each commit, each run's worktree) would wake this thread and contend for the GIL with the UI
+            observer.schedule(handler, str(folder), recursive=False)
         observer.daemon = True
         observer.start()
         lock = threading.Lock()
@@ -288,6 +292,22 @@ class Workspace:
         while f"attempt-{n}" in existing:
             n += 1
         return f"attempt-{n}"
+
+
+def _folders_outside_git(root: Path) -> list[Path]:
+    """The workspace's folders, .git and symlinked folders (nanogpt's data link) left out; taken when the watch
+    starts (a folder created later is not watched)."""
+    folders, pending = [], [root]
+    while pending:
+        folder = pending.pop()
+        folders.append(folder)
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        pending.extend(Path(e.path) for e in entries
+                       if e.name != ".git" and e.is_dir(follow_symlinks=False))
+    return folders
 
 
 def _fsync(paths: list[Path]) -> None:

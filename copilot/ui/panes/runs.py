@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Static
 
 from copilot.ui.panes.base import Pane, show
 from copilot.ui.view import View
-from copilot.ui.widgets.log_tail import LogTail, read_tail
+from copilot.ui.widgets.log_tail import LINES_PER_FLUSH, LogTail, read_tail
 from copilot.ui.widgets.run_table import RunTable
 
 
@@ -61,7 +61,7 @@ class RunsPane(Pane):
             logs.take_pending(None)
             tail.show_run(run_id, logs.lines(run_id) if run_id else [])
         else:
-            tail.write_batch(logs.take_pending(run_id))
+            tail.write_batch(logs.take_pending(run_id, LINES_PER_FLUSH))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.app.mark_dirty("chart", "runs")  # type: ignore[attr-defined]

@@ -9,6 +9,9 @@ from pathlib import Path
 from textual.widgets import Log
 
 MAX_LINES = 2000
+# lines written to the log pane per flush (10 a second): writing 2,000 at once stalled the loop ~100 ms;
+# a burst is shown within a second, every line kept
+LINES_PER_FLUSH = 250
 
 
 def fold_cr(line: str) -> str:
@@ -43,7 +46,7 @@ class LogBuffers:
     def __init__(self, max_lines: int = MAX_LINES) -> None:
         self.max_lines = max_lines
         self._lines: dict[str, deque[str]] = {}
-        self._pending: dict[str, list[str]] = {}
+        self._pending: dict[str, deque[str]] = {}
         self._lock = threading.Lock()
         self.total = 0
 
@@ -51,7 +54,7 @@ class LogBuffers:
         line = fold_cr(line.rstrip("\n"))
         with self._lock:
             self._lines.setdefault(run_id, deque(maxlen=self.max_lines)).append(line)
-            self._pending.setdefault(run_id, []).append(line)
+            self._pending.setdefault(run_id, deque(maxlen=self.max_lines)).append(line)
             self.total += 1
 
     def seed(self, run_id: str, lines: list[str]) -> None:
@@ -62,16 +65,26 @@ class LogBuffers:
     def has(self, run_id: str) -> bool:
         return run_id in self._lines
 
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
     def lines(self, run_id: str) -> list[str]:
         with self._lock:
             return list(self._lines.get(run_id, ()))
 
-    def take_pending(self, run_id: str | None) -> list[str]:
-        """Pending lines of `run_id` (others are dropped: their full tail is shown when selected)."""
+    def take_pending(self, run_id: str | None, limit: int | None = None) -> list[str]:
+        """The oldest `limit` pending lines of `run_id`; the rest wait for the next flush. Other runs' pending
+        lines are dropped: their full tail is shown when selected."""
         with self._lock:
-            pending = self._pending.pop(run_id, []) if run_id else []
+            pending = self._pending.pop(run_id, None) if run_id else None
             self._pending.clear()
-        return pending[-self.max_lines:]
+            if not pending:
+                return []
+            count = len(pending) if limit is None else min(limit, len(pending))
+            batch = [pending.popleft() for _ in range(count)]
+            if pending:
+                self._pending[run_id] = pending  # type: ignore[index]
+        return batch
 
 
 class LogTail(Log):
