@@ -40,6 +40,9 @@ def main() -> int:
         print(json.dumps({"pytest": summary, "cases": cases}, indent=2))
         return done.returncode
     print(f"pytest: {summary}\n")
+    for line in done.stdout.splitlines():
+        if line.startswith(("FAILED", "ERROR")):
+            print(line)
     print("| case | events checked | events lost |")
     print("|---|---:|---:|")
     for case in cases:

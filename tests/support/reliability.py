@@ -26,8 +26,12 @@ def metric_lines(run_dir: Path) -> list[tuple[int, float | None, float | None]]:
             for line in parsed]
 
 
+# read once, at import: the tests' isolation fixture clears every SPEEDCOPILOT_* variable before each test
+_REPORT_PATH = os.environ.get(REPORT_ENV)
+
+
 def record_case(case: str, *, events_checked: int, events_lost: int, **extra: object) -> None:
-    path = os.environ.get(REPORT_ENV)
+    path = _REPORT_PATH
     if not path:
         return
     with open(path, "a", encoding="utf-8") as fh:
