@@ -419,6 +419,21 @@ def test_the_examples_compare_with_numbers_from_a_fresh_copy(examples_copy: Path
         assert f"{rows[mode]['fsr']:.2f}" in text.stdout
 
 
+def test_sessions_show_gives_the_times_the_session_compares_against_and_where_they_come_from(
+        examples_copy: Path, tmp_path: Path) -> None:
+    chosen = load_state(examples_copy / "auto-greedy")[0].baseline
+    shown = cli("sessions", "show", "auto-greedy", "--session-dir", str(examples_copy), cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    line = " ".join(shown.stdout.split())
+    assert f"record time {chosen['record_time_s']:.1f} s" in line and "(same machine)" in line
+    assert f"next record {chosen['next_record_time_s']:.1f} s" in line
+    track = FixtureTrack()
+    session = Session.create(tmp_path / "plain", track, 0, OracleProvider(track, 0))  # no baseline chosen
+    session.close_now(reason="user")
+    plain_show = cli("sessions", "show", session.id, "--session-dir", str(tmp_path / "plain"), cwd=tmp_path)
+    assert "(catalogue time, other machine)" in " ".join(plain_show.stdout.split())
+
+
 # --------------------------------------------------------------------------------------------------
 # Tables that fit the terminal
 # --------------------------------------------------------------------------------------------------

@@ -131,9 +131,10 @@ def run_show(args: argparse.Namespace) -> int:
     state = SessionState.from_events(result.events)
     out = console()
     out.print(plain(f"session {session_dir.name}", style="bold") + f"  ({'ended' if state.ended else 'open'})")
+    record_s, next_s, same_machine = state.baseline_times()
+    source = "same machine" if same_machine else "catalogue time, other machine"
     out.print(plain(f"mode {state.mode} · track {state.track} · record {state.record} · target ≤ {state.target_val_loss}"
-                     f" · record time {fmt_seconds(state.record_time_s)} · next record "
-                     f"{fmt_seconds(state.next_record_time_s)}"))
+                     f" · record time {fmt_seconds(record_s)} · next record {fmt_seconds(next_s)} ({source})"))
     out.print(plain(f"provider {state.provider_label or state.provider} · hints {state.hint_levels or 'none'}"
                      f" · participant {state.participant or '–'}"))
     for problem in result.problems:
