@@ -208,7 +208,11 @@ class Workspace:
         class _Handler(FileSystemEventHandler):
             def on_any_event(self, event: FileSystemEvent) -> None:
                 path = Path(str(event.src_path)).resolve()
-                if ".git" in path.relative_to(workspace_root).parts or event.is_directory:
+                try:
+                    inside = path.relative_to(workspace_root).parts
+                except ValueError:  # a symlinked file that resolves outside the workspace
+                    return
+                if ".git" in inside or event.is_directory:
                     return
                 if event.event_type in ("modified", "created", "moved", "deleted"):
                     on_change(path)
@@ -218,7 +222,10 @@ class Workspace:
         for folder in _folders_outside_git(workspace_root):
             # one flat watch per folder: a recursive one would also watch .git, and every object git writes
             # (each commit, each run's worktree) would wake this thread and contend for the GIL with the UI
-            observer.schedule(handler, str(folder), recursive=False)
+            try:
+                observer.schedule(handler, str(folder), recursive=False)
+            except OSError:  # removed since the walk, or the inotify watch limit reached: not watched
+                continue
         observer.daemon = True
         observer.start()
         lock = threading.Lock()
