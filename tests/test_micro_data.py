@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -149,10 +148,7 @@ def test_eval_windows_start_at_documents_and_mask_partial_tokens() -> None:
 
 
 @pytest.mark.slow
-def test_full_set_is_generated_well_under_30_seconds(tmp_path: Path) -> None:
-    t0 = time.perf_counter()
-    info = md.prepare_micro_data(tmp_path)
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 30, elapsed
+def test_full_set_is_generated(tmp_path: Path) -> None:
+    info = md.prepare_micro_data(tmp_path)  # how long it takes: bench/micro_data.py, docs/benchmarks.md
     assert info.train_tokens > 15_000_000 and info.val_tokens > 1_000_000
     assert 0.9 < info.entropy_floor < 1.0 and info.eval_floor > info.entropy_floor - 0.05

@@ -18,7 +18,6 @@ from copilot.core.session.projection import SessionState
 from copilot.core.llm.providers import OracleProvider
 from copilot.core.session.replay import (
     DECISION_TYPES,
-    AsyncioClock,
     ReplayPlayer,
     VirtualClock,
     copy_state,
@@ -36,6 +35,7 @@ from copilot.ui.replay import replay_app
 from copilot.ui.widgets.hunk_card import HunkCard
 from copilot.ui.widgets.loss_chart import LossChart
 from copilot.ui.widgets.run_table import RunTable
+from tests.support import waiting
 from tests.support.fixture_track import FixtureTrack
 from tests.support.ui import screen_text, wait_until
 
@@ -250,14 +250,14 @@ async def test_pause_resume_seek_and_speed_while_playing() -> None:
         if event.seq == 3:
             player.pause()
 
-    task = asyncio.create_task(player.play(on_event, clock=AsyncioClock()))
-    for _ in range(10_000):  # a hang guard only
-        if player.paused:
-            break
-        await asyncio.sleep(0.01)
+    clock = VirtualClock()  # time moves only when the player waits on it, so a pause that leaked would show at once
+    task = asyncio.create_task(player.play(on_event, clock=clock))
+    await waiting.until(lambda: player.paused, "the pause")
     assert emitted == [1, 2, 3]
-    await asyncio.sleep(0.2)
-    assert emitted == [1, 2, 3] and player.playing  # paused: nothing more comes
+    waited = clock.waited
+    for _ in range(200):  # unpaused, the loop would apply an event every turn or two
+        await asyncio.sleep(0)
+    assert emitted == [1, 2, 3] and player.playing and clock.waited == waited  # paused: nothing more, no time
     player.seek(20.0)  # jump forward while paused: events 4..21 are applied, not emitted
     assert player.cursor == 21 and player.state.notes[-1] == "n20"
     player.set_speed(1000)
@@ -279,6 +279,15 @@ async def test_follow_tails_a_growing_log_and_survives_a_torn_last_line(tmp_path
 
     player = ReplayPlayer.from_session(session_dir, follow=True, poll_s=0.02)
     assert any("torn" in p for p in player.problems)
+    looks = 0
+    read_new = player.poll
+
+    def counted_poll() -> int:
+        nonlocal looks
+        looks += 1
+        return read_new()
+
+    player.poll = counted_poll  # type: ignore[method-assign]
     emitted: list[Event] = []
     task = asyncio.create_task(player.play(emitted.append, clock=VirtualClock()))
 
@@ -289,8 +298,12 @@ async def test_follow_tails_a_growing_log_and_survives_a_torn_last_line(tmp_path
             await asyncio.sleep(0.01)
         raise AssertionError(f"only {len(emitted)} events arrived: {[e.type for e in emitted]}")
 
+    async def wait_looks(count: int) -> None:
+        await waiting.until(lambda: looks >= count, f"{count} looks at the growing log")
+
     await until(2)
-    await asyncio.sleep(0.1)
+    looked = looks
+    await wait_looks(looked + 3)
     assert [e.seq for e in emitted] == [1, 2] and not task.done()  # the torn line is held back, no crash
 
     log = EventLog(session_dir)  # the writer comes back: it truncates its torn tail and goes on

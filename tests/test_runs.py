@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -46,6 +47,7 @@ from tests.support.runs import (
     pid_alive,
     wait_for,
 )
+from tests.support.waiting import HANG_GUARD_S, until
 
 FAST = dict(poll_s=0.05, kill_grace_s=1.0)
 
@@ -103,11 +105,16 @@ def test_error_tail_starts_at_the_last_traceback() -> None:
 
 
 def test_new_run_id_sorts_by_time() -> None:
-    first = new_run_id()
-    assert first.startswith("r-") and len(first) == len("r-20261126-171500-ab12")
-    time.sleep(1.05)
-    second = new_run_id()
+    from datetime import datetime, timedelta, timezone
+
+    moment = datetime(2026, 11, 26, 17, 15, 0, tzinfo=timezone.utc)
+    first = new_run_id(moment)
+    assert first.startswith("r-20261126-171500-") and len(first) == len("r-20261126-171500-ab12")
+    second = new_run_id(moment + timedelta(seconds=1))
     assert sorted([second, first]) == [first, second]
+    later_in_another_zone = datetime(2026, 11, 26, 18, 15, 5, tzinfo=timezone(timedelta(hours=1)))
+    assert new_run_id(later_in_another_zone).startswith("r-20261126-171505-")  # always UTC
+    assert new_run_id().startswith(datetime.now(timezone.utc).strftime("r-%Y%m%d-"))
     assert len({new_run_id() for _ in range(50)}) > 40  # random suffix
 
 
@@ -185,7 +192,7 @@ async def test_reaches_target_with_time_to_target(tmp_path: Path, runner: LocalR
     assert result.exit_code == 0 and (spec.run_dir / EXIT_CODE).read_text().strip() == "0"
     assert result.peak_memory_mib == 30220
     assert result.error_tail == []
-    assert 0.15 < result.wall_time_s < 5.0
+    assert result.wall_time_s > 0.15  # the script sleeps longer than its claimed train time
     assert result.timer_gap is not None and result.timer_gap > 1.0 and not result.timer_suspect
     assert [p.val_loss for p in points if p.is_val] == [4.0, 3.5, 3.3, 3.2775]
     assert lines[0].startswith("Running Python") and lines[-1].startswith("peak memory")
@@ -216,13 +223,11 @@ async def test_script_killed_by_a_signal_is_a_crash_with_the_shell_status(tmp_pa
 async def test_nan_loss_kills_the_run_as_diverged(tmp_path: Path, runner: LocalRunner) -> None:
     spec = make_spec(tmp_path, DIVERGES)
     handle = runner.start(spec)
-    started = time.monotonic()
     result = await watch_run(handle, spec, **FAST)
     assert result.outcome is Outcome.DIVERGED
-    assert time.monotonic() - started < 10  # the script would sleep 60 s
     assert group_gone(handle.pgid)
     script_pid = int((spec.cwd / "pid").read_text())
-    assert not pid_alive(script_pid)
+    assert not pid_alive(script_pid)  # killed: the script would have slept another 60 s
     assert any("train_loss:nan" in line for line in result.error_tail)
 
 
@@ -235,9 +240,9 @@ async def test_silent_run_is_killed_as_hung_with_its_children(tmp_path: Path, ru
         started = time.monotonic()
         result = await watch_run(handle, spec, **FAST)
         assert result.outcome is Outcome.HUNG
-        assert 1.0 <= time.monotonic() - started < 8
+        assert time.monotonic() - started >= 1.0  # not before the hang timeout
         assert group_gone(handle.pgid)
-        assert wait_for(lambda: not pid_alive(child), timeout_s=3)
+        assert wait_for(lambda: not pid_alive(child))  # the child would have slept another 60 s
     finally:
         kill_quietly(child)
 
@@ -247,7 +252,7 @@ async def test_overall_timeout(tmp_path: Path, runner: LocalRunner) -> None:
     handle = runner.start(spec)
     result = await watch_run(handle, spec, **FAST)
     assert result.outcome is Outcome.TIMED_OUT
-    assert 1.5 <= result.wall_time_s < 6
+    assert result.wall_time_s >= 1.5  # not before the timeout; the script would have printed for a minute
     assert result.steps is not None and result.steps >= 1
     assert group_gone(handle.pgid)
 
@@ -256,16 +261,11 @@ async def test_cancel_stops_a_process_that_ignores_sigterm(tmp_path: Path, runne
     spec = make_spec(tmp_path, STUBBORN)
     handle = runner.start(spec)
     watcher = asyncio.create_task(watch_run(handle, spec, **FAST))
-    for _ in range(200):
-        if (spec.cwd / "ready").exists():
-            break
-        await asyncio.sleep(0.02)
-    started = time.monotonic()
+    await until(lambda: (spec.cwd / "ready").exists(), "the script to ignore SIGTERM")
     await asyncio.to_thread(handle.cancel, 0.5)
-    assert group_gone(handle.pgid)
-    result = await asyncio.wait_for(watcher, 10)
+    assert group_gone(handle.pgid)  # only SIGKILL can have ended it
+    result = await asyncio.wait_for(watcher, HANG_GUARD_S)
     assert result.outcome is Outcome.CANCELLED
-    assert time.monotonic() - started < 6
     assert (spec.run_dir / "cancelled").exists()
 
 
@@ -273,13 +273,13 @@ async def test_watcher_sees_a_cancel_from_another_process(tmp_path: Path, runner
     spec = make_spec(tmp_path, CHATTY)
     handle = runner.start(spec)
     watcher = asyncio.create_task(watch_run(handle, spec, **FAST))
-    await asyncio.sleep(0.3)
+    await until(lambda: "step:" in _output(spec), "the first line")
     code = (
         "import sys; from pathlib import Path; from copilot.core.runs import LocalRunner; "
         "LocalRunner().attach(Path(sys.argv[1])).cancel(grace_s=1.0)"
     )
     await asyncio.to_thread(subprocess.run, [PYTHON, "-c", code, str(spec.run_dir)], check=True, timeout=30)
-    result = await asyncio.wait_for(watcher, 10)
+    result = await asyncio.wait_for(watcher, HANG_GUARD_S)
     assert result.outcome is Outcome.CANCELLED and group_gone(handle.pgid)
 
 
@@ -287,7 +287,7 @@ async def test_stopping_the_watcher_leaves_the_run_alone(tmp_path: Path, runner:
     spec = make_spec(tmp_path, CHATTY)
     handle = runner.start(spec)
     watcher = asyncio.create_task(watch_run(handle, spec, **FAST))
-    await asyncio.sleep(0.3)
+    await until(lambda: "step:" in _output(spec), "the first line")
     watcher.cancel()
     with pytest.raises(asyncio.CancelledError):
         await watcher
@@ -311,9 +311,7 @@ def test_kill_never_signals_a_reused_process_group(tmp_path: Path) -> None:
     try:
         stale = LocalRunHandle("r-old", tmp_path, pid=other.pid, pgid=other.pid, started_at=0.0, start_ticks=1)
         assert not stale.is_alive()  # same pid, different start time: not our run
-        started = time.monotonic()
         stale.kill(grace_s=0.2)
-        assert time.monotonic() - started < 1.0
         assert other.poll() is None, "kill signalled a process group that is not the run's"
     finally:
         other.kill()
@@ -328,7 +326,7 @@ async def test_reattach_from_a_fresh_runner(tmp_path: Path, runner: LocalRunner)
     handle = runner.start(spec)
     pgid = handle.pgid
     del handle  # the UI's handle is gone; only the run folder remains
-    await asyncio.sleep(0.2)
+    await until(lambda: "step:0/" in _output(spec), "the first line")
 
     again = LocalRunner().attach(spec.run_dir)
     assert again.pid == pgid and again.is_alive()
@@ -384,20 +382,35 @@ async def test_attach_after_the_run_ended_classifies_from_the_files(tmp_path: Pa
     spec = make_spec(tmp_path, CRASHES)
     handle = runner.start(spec)
     assert wait_for(lambda: (spec.run_dir / EXIT_CODE).exists())
-    await asyncio.sleep(1.2)  # the UI comes back later
+    # The UI comes back long after the end: the run started 100 s ago and ended 0.25 s after its start.
+    info = json.loads((spec.run_dir / RUN_JSON).read_text())
+    info["started_at"] -= 100.0
+    (spec.run_dir / RUN_JSON).write_text(json.dumps(info))
+    ended = info["started_at"] + 0.25
+    os.utime(spec.run_dir / EXIT_CODE, (ended, ended))
     result = await watch_run(LocalRunner().attach(spec.run_dir), spec, **FAST)
     assert result.outcome is Outcome.CRASHED and result.exit_code == 1
     assert result.error_tail[-1].startswith("RuntimeError")
-    assert result.wall_time_s < 1.0  # from run.json's start to the exit_code file, not to now
+    assert result.wall_time_s == pytest.approx(0.25, abs=0.01)  # run.json's start to the exit_code file, not to now
     handle.kill(grace_s=0.2)
 
 
-async def test_watching_costs_little_cpu(tmp_path: Path, runner: LocalRunner) -> None:
+async def test_the_watcher_sleeps_between_polls(tmp_path: Path, runner: LocalRunner) -> None:
+    # A watcher that spun instead of sleeping would poll thousands of times; load only lowers the count.
+    # (What watching costs in CPU is a benchmark's question, not a test's.)
     spec = make_spec(tmp_path, SLOW_REACHES)
     handle = runner.start(spec)
-    cpu = time.process_time()
-    wall = time.monotonic()
-    await watch_run(handle, spec, poll_s=0.1)
-    used, elapsed = time.process_time() - cpu, time.monotonic() - wall
-    assert elapsed > 1.0
-    assert used / elapsed < 0.05, f"watcher used {used:.3f} s CPU in {elapsed:.2f} s"
+    polls: list[float] = []
+    started = time.monotonic()
+    result = await watch_run(handle, spec, poll_s=0.1, on_poll=lambda: polls.append(time.monotonic()))
+    elapsed = time.monotonic() - started
+    assert result.outcome is Outcome.REACHED_TARGET
+    assert 1 <= len(polls) <= elapsed / 0.1 + 2
+    assert all(later - earlier >= 0.09 for earlier, later in zip(polls, polls[1:]))
+
+
+def _output(spec) -> str:
+    try:
+        return (spec.run_dir / OUTPUT_LOG).read_text(errors="replace")
+    except OSError:
+        return ""

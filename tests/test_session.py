@@ -13,6 +13,7 @@ from copilot.core.llm.providers import OpenAIProvider, OracleProvider
 from copilot.core.session import HunkDecision, Session, SessionOptions, commit_message, load_state
 from copilot.core.session import schema as s
 from tests.support.fixture_track import RECORD_0, RECORD_1, FixtureTrack
+from tests.support.waiting import HANG_GUARD_S
 
 SCRIPT = "train_gpt.py"
 
@@ -234,7 +235,7 @@ async def test_cancel_stops_a_run(tmp_path: Path) -> None:
         watcher = asyncio.ensure_future(session.wait_run(run.run_id))
         await _until(lambda: session.state.runs[run.run_id].point_count > 0)
         await session.cancel_run(run.run_id)
-        result = await asyncio.wait_for(watcher, timeout=20)
+        result = await asyncio.wait_for(watcher, timeout=HANG_GUARD_S)
         assert result.outcome.value == "cancelled"
     finally:
         await session.close()

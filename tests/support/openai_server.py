@@ -476,7 +476,7 @@ class OpenAIServer:
     def completions(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.method == "POST"]
 
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 120.0) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate():

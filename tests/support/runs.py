@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from copilot.core.runs import RunSpec, group_members, new_run_id
+from tests.support.waiting import HANG_GUARD_S
 
 PYTHON = sys.executable
 
@@ -148,7 +149,7 @@ def group_gone(pgid: int) -> bool:
     return not members if members is not None else not pid_alive(pgid)
 
 
-def wait_for(predicate, timeout_s: float = 10.0, interval_s: float = 0.02) -> bool:
+def wait_for(predicate, timeout_s: float = HANG_GUARD_S, interval_s: float = 0.02) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():

@@ -9,6 +9,7 @@ from copilot.core.edits import Hunk
 from copilot.core.session import schema as s
 from copilot.core.session.events import Event
 from copilot.core.session.projection import SessionState
+from tests.support.waiting import HANG_GUARD_S
 
 T0 = 1_700_000_000.0
 START = "a" * 40
@@ -96,7 +97,6 @@ def screen_text(app: Any) -> str:
     return console.export_text(styles=False)
 
 
-HANG_GUARD_S = 120.0  # only a hang trips this: under load a condition may take long, and that is fine
 
 
 async def wait_until(pilot: Any, predicate: Any, timeout_s: float = HANG_GUARD_S, what: str = "condition") -> None:

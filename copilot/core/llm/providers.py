@@ -16,7 +16,7 @@ import random
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence
 from urllib.parse import urlsplit
 
 from copilot.core.edits.model import ToolCall
@@ -146,6 +146,7 @@ class OpenAIProvider:
         max_retry_after_s: float = 60.0,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if not api_key:
             if base_url is None:
@@ -168,6 +169,7 @@ class OpenAIProvider:
         self.max_retry_after_s = max_retry_after_s
         self.temperature = temperature
         self.max_tokens = max_tokens
+        self._sleep = sleep  # the wait between attempts; tests pass a recorder instead of waiting
         self.label = f"openai {model} @ {self.host}"
 
     @property
@@ -229,7 +231,7 @@ class OpenAIProvider:
                     ) from None
                 log.info("openai provider: attempt %d failed (%s); retrying in %.2f s",
                          attempts, self._scrub(exc.message)[:120], delay)
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
                 attempt += 1
 
     def _delay(self, attempt: int, retry_after_s: float | None) -> float:

@@ -108,9 +108,9 @@ class RunResult:
         return cls(**kwargs)
 
 
-def new_run_id() -> str:
+def new_run_id(now: datetime | None = None) -> str:
     """A run id that sorts by start time (UTC), e.g. "r-20261126-171500-ab12"."""
-    return datetime.now(timezone.utc).strftime("r-%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("r-%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
 # -- handles ---------------------------------------------------------------------------------------------
