@@ -185,3 +185,33 @@ def test_hunk_decision_is_the_one_decision_type() -> None:
     assert s.HunkDecision.from_dict(decision.to_dict()) == decision
     with pytest.raises(ValueError):
         s.HunkDecision(0, "edit")
+
+
+def test_metrics_are_synced_within_the_interval_and_durable_events_at_once(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from copilot.core.session import events as ev
+
+    syncs: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(ev.os, "fsync", lambda fd: (syncs.append(fd), real_fsync(fd))[1])
+    now = [100.0]
+    log = EventLog(tmp_path, sync_clock=lambda: now[0])
+    log.open()
+    log.append(start())
+    assert len(syncs) == 1  # durable: on disk before append returned
+    for step in range(50):
+        log.append(s.Metric(run_id="r1", step=step, train_loss=3.0))
+    assert len(syncs) == 1  # written (another reader sees them) but not yet synced
+    assert len(read_events(tmp_path / EVENTS_FILE).events) == 51
+    now[0] += ev.SYNC_INTERVAL_S
+    log.append(s.Metric(run_id="r1", step=50, train_loss=3.0))
+    assert len(syncs) == 2  # the interval passed: this one syncs every line before it
+    log.append(s.Metric(run_id="r1", step=51, train_loss=3.0))
+    log.append(s.Note(text="a durable event syncs the metrics before it too"))
+    assert len(syncs) == 3
+    log.append(s.Metric(run_id="r1", step=52, train_loss=3.0))
+    log.close()
+    assert len(syncs) == 4  # closing syncs what was left
+    assert [e.get("step") for e in read_events(tmp_path / EVENTS_FILE).events if e.type == "metric"] == list(range(53))

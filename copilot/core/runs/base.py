@@ -156,9 +156,10 @@ class RunHandle(ABC):
         await asyncio.to_thread(self.terminate)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace_s
-        while self.any_alive() and loop.time() < deadline:
+        # any_alive may scan /proc or ask a remote host: off the loop, like the signals
+        while await asyncio.to_thread(self.any_alive) and loop.time() < deadline:
             await asyncio.sleep(poll_s)
-        if self.any_alive():
+        if await asyncio.to_thread(self.any_alive):
             await asyncio.to_thread(self.force_kill)
 
     def request_stop(self) -> None:

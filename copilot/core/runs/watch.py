@@ -179,7 +179,7 @@ async def watch_run(
         tail.finish()
     finally:
         tail.close()
-    if handle.any_alive():  # the command ended but left children behind (`sleep 300 &`): end them too
+    if await asyncio.to_thread(handle.any_alive):  # the command ended but left children (`sleep 300 &`): end them
         await handle.stop(min(kill_grace_s, 1.0))
     ended = handle.ended_at()
     if ended is None:

@@ -246,13 +246,25 @@ def _shape_problems(ordered: list[Event], lines: list[int], file_order: list[Eve
     return problems
 
 
-class EventLog:
-    """Append-only writer of one session's events.jsonl, holding the session lock."""
+SYNC_INTERVAL_S = 1.0  # the longest a non-durable event (a metric) waits in the page cache
 
-    def __init__(self, session_dir: Path, clock: Clock | None = None) -> None:
+
+class EventLog:
+    """Append-only writer of one session's events.jsonl, holding the session lock.
+
+    Every line is written before append returns, so a killed process loses nothing. Durable events are also
+    fsync'd then (decisions, commits, runs starting and ending); metric events, which a run's output.log holds
+    too, are synced at most SYNC_INTERVAL_S later or with the next durable event: one fsync per metric cost
+    milliseconds on the UI's loop, and more on a busy disk."""
+
+    def __init__(self, session_dir: Path, clock: Clock | None = None,
+                 sync_clock: Callable[[], float] = time.monotonic) -> None:
         self.session_dir = session_dir
         self.path = session_dir / EVENTS_FILE
         self._clock = clock or time.time
+        self._sync_clock = sync_clock
+        self._synced_at = 0.0
+        self._unsynced = False
         self._lock_fd: int | None = None
         self._fd: int | None = None
         self._seq = 0
@@ -273,6 +285,7 @@ class EventLog:
                 self._truncate_torn_tail()
             self._seq = existing.last_seq
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self._synced_at, self._unsynced = self._sync_clock(), False
         except OSError as exc:
             self.close()
             raise storage_error(exc, f"cannot open the log of session {self.session_dir.name} for writing",
@@ -282,6 +295,12 @@ class EventLog:
 
     def close(self) -> None:
         if self._fd is not None:
+            if self._unsynced:
+                try:
+                    os.fsync(self._fd)
+                except OSError:
+                    pass  # every line was written; a disk that cannot sync now is reported by its next writer
+                self._unsynced = False
             os.close(self._fd)
             self._fd = None
         if self._lock_fd is not None:
@@ -323,7 +342,7 @@ class EventLog:
                 raise self._failure or RuntimeError("event log is not open")
             event = Event(seq=self._seq + 1, t=self._clock(), type=body.TYPE, data=data, body=body)
             payload = (event.to_json() + "\n").encode("utf-8")
-            self._write_line(payload)
+            self._write_line(payload, sync=body.DURABLE)
             self._seq = event.seq
             for listener in list(self._listeners):
                 listener(event)
@@ -334,9 +353,10 @@ class EventLog:
         """The write failure that closed this log, if one did."""
         return self._failure
 
-    def _write_line(self, payload: bytes) -> None:
-        """All of the line, synced; on a refused write (full, read-only, I/O error) the partial line is cut
-        off again, the log closes (lock released, so a repair can take over) and a StorageError says why."""
+    def _write_line(self, payload: bytes, sync: bool = True) -> None:
+        """All of the line, synced now (or, with sync False, within SYNC_INTERVAL_S); on a refused write (full,
+        read-only, I/O error) the partial line is cut off again, the log closes (lock released, so a repair can
+        take over) and a StorageError says why."""
         assert self._fd is not None
         size = None
         try:
@@ -345,7 +365,12 @@ class EventLog:
             while view:
                 written = os.write(self._fd, view)
                 view = view[written:]
-            os.fsync(self._fd)
+            now = self._sync_clock()
+            if sync or now - self._synced_at >= SYNC_INTERVAL_S:
+                os.fsync(self._fd)
+                self._synced_at, self._unsynced = now, False
+            else:
+                self._unsynced = True
         except OSError as exc:
             if size is not None:
                 try:

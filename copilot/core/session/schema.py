@@ -32,6 +32,9 @@ class SchemaError(ValueError):
 class EventBody:
     TYPE: ClassVar[str] = ""
     REQUIRED: ClassVar[tuple[str, ...]] = ()
+    # On disk (fsync) before append returns. False for the many small events a run's output can give again:
+    # they reach the disk within the log's sync interval or with the next durable event.
+    DURABLE: ClassVar[bool] = True
     extra: dict[str, Any] = field(default_factory=dict, kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
@@ -360,6 +363,7 @@ class RunRunning(EventBody):
 @dataclass(frozen=True)
 class Metric(EventBody):
     TYPE = "metric"
+    DURABLE = False  # dozens a second, each also in the run's output.log
     REQUIRED = ("run_id", "step")
     run_id: str = ""
     step: int = 0
