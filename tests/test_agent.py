@@ -294,8 +294,10 @@ async def test_pause_resume_and_take_over(tmp_path: Path) -> None:
 
 
 async def test_resume_after_kill_reattaches_and_redoes_nothing(tmp_path: Path) -> None:
+    hold = tmp_path / "hold"
+    hold.touch()
     with OpenAIServer() as server:
-        server.script([A.slow_edit(0.08), A.good_decay("0.94")])
+        server.script([A.held_edit(hold), A.good_decay("0.94")])
         session = fixture_session(tmp_path, openai_provider(server))
         agent = AutonomousAgent(session, get_policy("greedy"), Budget(nodes=2))
 
@@ -308,6 +310,7 @@ async def test_resume_after_kill_reattaches_and_redoes_nothing(tmp_path: Path) -
         live = session.live_runs()
         assert len(live) == 1
         session.abandon()  # the process dies: no session_ended, no watcher, the run keeps going
+        hold.unlink()
         resumed = Session.open(tmp_path / "sessions", session.id, FixtureTrack(), openai_provider(server),
                                options=SessionOptions(hang_timeout_s=30.0, edit_retries=0))
         summary = await AutonomousAgent(resumed, get_policy("greedy"), Budget(nodes=2)).run()

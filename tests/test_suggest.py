@@ -47,7 +47,7 @@ def server():
 
 
 def provider_for(server: OpenAIServer) -> OpenAIProvider:
-    return OpenAIProvider(model="test-model", api_key=KEY, base_url=server.base_url, timeout_s=5, deadline_s=20,
+    return OpenAIProvider(model="test-model", api_key=KEY, base_url=server.base_url, timeout_s=30, deadline_s=60,
                           max_retries=0, prices={"test-model": (1.0, 4.0)})
 
 

@@ -59,6 +59,12 @@ def slow_edit(sleep_s: float = 0.3) -> str:
     return block("SLEEP_S = 0.01", f"SLEEP_S = {sleep_s}", "Slow down (for the test).")
 
 
+def held_edit(hold: Path) -> str:
+    """The run waits before it trains while `hold` exists: live for as long as the test needs, whatever the load."""
+    wait = f"SLEEP_S = 0.01\nimport os\nwhile os.path.exists({str(hold)!r}):\n    time.sleep(0.02)"
+    return block("SLEEP_S = 0.01", wait, "Wait for the test (a held run).")
+
+
 def broken_fixture_track() -> Any:
     """The fixture track whose starting record crashes (a broken setup: the baseline itself fails)."""
     from tests.support.fixture_track import RECORD_0, FixtureTrack
