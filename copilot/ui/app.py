@@ -28,6 +28,7 @@ from copilot.ui.actions.replay import ReplayActions
 from copilot.ui.actions.review import ReviewActions
 from copilot.ui.actions.view import ViewActions
 from copilot.ui.actions.work import WorkActions
+from copilot.ui.collector import CollectorPauses
 from copilot.ui.commands import CopilotCommands
 from copilot.ui.drivers import (
     HUNK_ACTIONS,
@@ -95,6 +96,7 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         self.startup_error: BaseException | None = None
         self.state = state if state is not None else SessionState()  # a viewer with no session renders this
         self.ui = UIState(opening=self._session_factory is not None)
+        self.collector = CollectorPauses()
         self.on_theme_saved = on_theme_saved
         self._themes = load_themes(*theme_dirs)
         for item in self._themes:
@@ -160,6 +162,7 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
                 self.notify(problem, severity="warning")
             self.ui.reference = list(self.driver.reference)
             self.driver.start(self)
+            self.call_after_refresh(self.collector.start)
         elif self._pending_session is not None:
             self.connect(self._pending_session)
         elif self._session_factory is not None:
@@ -201,6 +204,7 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         if getattr(session.track, "name", "") == "nanogpt":
             self.start(self._doctor(session), "doctor", group="doctor")
         self._dirty |= PANES
+        self.call_after_refresh(self.collector.start)  # the session and the panes are long-lived from here
 
     def _driver_for(self, session: "Session") -> Driver:
         if session.state.mode != "auto":
@@ -246,6 +250,7 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         return session.dir / "runs" / run_id if session is not None else None
 
     def on_unmount(self) -> None:
+        self.collector.stop()
         self.driver.stop()
         if self.session is not None:
             self.session.unsubscribe(self.ingest)
@@ -281,6 +286,7 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
     def flush(self) -> None:
         """Fold the inbox into the projection, then post one StateUpdated to the panes naming what changed."""
         self.flushes += 1
+        self.collector.tick()
         replayed = self.driver.replayed_state()
         if replayed is not None:
             self._follow_replay(replayed)
