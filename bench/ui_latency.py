@@ -4,7 +4,8 @@ Run by hand: python bench/ui_latency.py [--repeat 3]. The app runs headless (Tex
 real session of the fixture track (tiny Python "training" scripts, real git, real subprocesses). Scenarios:
 
   cancel   cancel a run whose script ignores SIGTERM (the session escalates to SIGKILL after its grace)
-  agent    one autonomous node: checkout, suggestion (offline oracle), commit, guard, run start, run, score
+  agent    one autonomous node under the app's agent driver: checkout, suggestion (offline oracle), commit,
+           guard, run start, run, score
   burst    a run that prints 100,000 lines at once (tail, scrub, the log pane, the flush)
   repaint  (the floor, outside the goal) five full repaints of the populated screen by Textual, nothing else
 
@@ -100,11 +101,24 @@ async def agent_scenario(app: CopilotApp, session: Session, pilot: Any) -> None:
     from copilot.agent.loop import AutonomousAgent
     from copilot.agent.policies import get_policy
 
+    from copilot.ui.drivers import AgentDriver
+
     budget = Budget(nodes=1)
     agent = AutonomousAgent(session, get_policy("greedy", budget.nodes), budget, 0, close_on_finish=False)
+    finished = asyncio.Event()
+    run = agent.run
+
+    async def run_to_the_end(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await run(*args, **kwargs)
+        finally:
+            finished.set()
+
+    agent.run = run_to_the_end  # type: ignore[method-assign]
     ticker = Ticker()
     ticker.start()
-    await agent.run()
+    app.use_driver(AgentDriver(session, agent))  # as in an autonomous session: the app's agent driver runs it
+    await finished.wait()
     result = await ticker.stop()
     await until(lambda: app.state.last_seq >= session.state.last_seq, "the app to catch up")
     return result

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
+from watchdog.observers.api import BaseObserver
 
 from copilot.core.errors import WorkspaceError
 from copilot.core.session.workspace import Workspace, parse_trailers
+from tests.support.waiting import wait_until
 
 SCRIPT = "train_gpt.py"
 
@@ -73,8 +76,6 @@ def test_run_notes_attach_to_commits(tmp_path: Path) -> None:
 
 
 def test_watch_reports_external_edits_in_every_folder_but_never_git_s_own_writes(tmp_path: Path) -> None:
-    import threading
-
     ws = make(tmp_path)
     (ws.path / "pkg").mkdir()
     (ws.path / "pkg" / "util.py").write_text("x = 1\n")
@@ -96,6 +97,11 @@ def test_watch_reports_external_edits_in_every_folder_but_never_git_s_own_writes
         stop()
     assert {p.name for p in changed} >= {SCRIPT, "util.py"}
     assert not any(".git" in p.parts for p in changed)
+    after_stop = len(changed)
+    (ws.path / SCRIPT).write_text("lr = 10\n")
+    observers = lambda: [t for t in threading.enumerate() if isinstance(t, BaseObserver)]  # noqa: E731
+    wait_until(lambda: not observers(), "the observer thread to end")
+    assert len(changed) == after_stop  # stopped: nothing more is reported
 
 
 def test_parse_trailers() -> None:

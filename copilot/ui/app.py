@@ -355,14 +355,16 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
 
     def on_suggestion_pane_cards_shown(self, message: SuggestionPane.CardsShown) -> None:
         """New hunk cards are on screen: their review time starts now, and the first takes the focus if the
-        human is not busy in another pane."""
+        human reviews them (not while the agent or a replay decides) and is not busy in another pane. A focus
+        change repaints the whole screen."""
         now = self.clock()
         for index in message.indices:
             self.ui.shown_at.setdefault((message.suggestion_id, index), now)
         self.ui.selected_hunk = 0
         view = self.state.suggestions.get(message.suggestion_id)
         screen = self.main()
-        if view is not None and view.status == "received" and screen is not None and screen.pane_visible("suggestion"):
+        if (view is not None and view.status == "received" and screen is not None and self.driver.allows("accept")
+                and screen.pane_visible("suggestion")):
             self.call_after_refresh(self._focus_hunk, 0, True)
 
     async def _doctor(self, session: "Session") -> None:

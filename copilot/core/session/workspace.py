@@ -205,8 +205,12 @@ class Workspace:
 
         workspace_root = self.path.resolve()
 
+        stopped = threading.Event()
+
         class _Handler(FileSystemEventHandler):
             def on_any_event(self, event: FileSystemEvent) -> None:
+                if stopped.is_set():
+                    return
                 path = Path(str(event.src_path)).resolve()
                 try:
                     inside = path.relative_to(workspace_root).parts
@@ -228,13 +232,12 @@ class Workspace:
                 continue
         observer.daemon = True
         observer.start()
-        lock = threading.Lock()
 
         def stop() -> None:
-            with lock:
-                if observer.is_alive():
-                    observer.stop()
-                    observer.join(timeout=2)
+            """No callback after this returns; the observer winds down on a thread of its own: its stop joins
+            the inotify reader, which would block the caller (the app's loop, when a driver hands over)."""
+            stopped.set()
+            threading.Thread(target=observer.stop, name="workspace-watch-stop", daemon=True).start()
 
         return stop
 
