@@ -344,6 +344,12 @@ async def test_session_factory_draws_first_then_opens(tmp_path: Path) -> None:
         await wait_until(pilot, lambda: app.session is not None and "fixture #0" in screen_text(app), 10,
                          "the session")
         await wait_until(pilot, lambda: "LR = 0.001" in app.ui.script_text, 5, "the script")
+        # every pane of the recomposed screen gets the state, not only those mounted when the first flush came
+        from copilot.ui.screens.main import PANES
+
+        assert len(app.main().receivers()) == 1 + len(PANES)
+        await ask(pilot)
+        await wait_until(pilot, lambda: "hunk 1/" in screen_text(app), what="the suggestion's first hunk card")
         await pilot.press("q")
     assert built and not built[0].log.is_open
 
@@ -373,4 +379,24 @@ async def test_an_edit_made_in_another_editor_is_noticed_and_committed_as_human(
         await wait_until(pilot, lambda: app.state.commits[-1].provenance == "human", 10, "a human commit")
         assert "tried in vim" in await session.script_text() and not session.workspace.is_dirty()
         assert "external_edit_detected" in [e.type for e in events_of(session)]
+        await pilot.press("q")
+
+
+async def test_the_screen_broadcasts_to_every_pane_mounted_now(tmp_path: Path) -> None:
+    """The list of panes a flush reaches is kept between flushes, but never a partial one: a flush in the
+    middle of a recompose (old panes going, new ones coming) must not leave a pane without its state."""
+    from copilot.ui.panes.chart import ChartPane
+
+    app = CopilotApp(new_session(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: "fixture #0" in screen_text(app), what="the panes")
+        screen = app.main()
+        assert len(screen.receivers()) == 6
+        old = screen.query_one("#chart")
+        parent = old.parent
+        await old.remove()
+        assert old not in screen.receivers() and len(screen.receivers()) == 5
+        new = ChartPane(id="chart", classes="pane boxed")
+        await parent.mount(new)
+        assert new in screen.receivers() and len(screen.receivers()) == 6
         await pilot.press("q")

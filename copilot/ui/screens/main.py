@@ -104,14 +104,16 @@ class MainScreen(Screen):
     def receivers(self) -> list[Any]:
         """Every widget that renders from StateUpdated. Kept between flushes (five DOM queries per flush cost
         more than the panes' own work); found again after a recompose, which replaces every pane."""
+        expected = 1 + (0 if self.opening else len(PANES) + (1 if self.replay else 0))
         cached = getattr(self, "_receivers", None)
-        if cached and all(widget.is_attached for widget in cached):
+        if cached and len(cached) == expected and all(widget.is_attached for widget in cached):
             return cached
         found: list[Any] = list(self.query(HeaderLine))
         for name in PANES:
             found += list(self.query(f"#{name}"))
         found += list(self.query(TimelineBar))
-        self._receivers = found
+        # mid-recompose the query sees old and new widgets, or some of the new: keep only a whole set
+        self._receivers = found if len(found) == expected else []
         return found
 
     def broadcast(self, message_factory: Any) -> None:
