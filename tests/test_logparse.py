@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import math
 import random
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from copilot.core.runs import logparse as lp
 from copilot.core.runs.logparse import LogParser, fold_cr, is_bad_loss, parse_line, parse_peak_memory
 from copilot.core.runs.metrics import MetricPoint
 
@@ -278,3 +282,173 @@ def test_older_peak_memory_line_in_a_log() -> None:
     parser.feed(_template_train(0, 10, 4.0) + "\nfinal 20 iters avg: 120.500ms\npeak memory consumption: 12000 MiB\n")
     assert parser.peak_memory == (12000, None)
     assert parser.points[0].train_loss == 4.0
+
+
+# -- the fast paths against plain references (hypothesis) ------------------------------------------------------------
+# The parser's hot path uses a regex spelled for the re engine's speed, a digit prefilter before the regexes and a
+# direct match for lines starting with `step:`. Each is checked here against the plain form it replaced.
+
+_PLAIN_STEP_COLON = re.compile(
+    r"step:(\d+)/(\d+)"
+    r"(?:[ \t]+val_loss:(\S+))?"
+    r"(?:[ \t]+train_loss:(\S+))?"
+    r"(?:[ \t]+train_time:([^\sms]+)(ms|s))?"
+    r"(?:[ \t]+step_avg:([^\sms]+)(?:ms)?)?"
+    r"[ \t]*$"
+)
+
+
+def _reference_colon_point(match: re.Match[str]) -> MetricPoint | None:
+    step, total, val, train, time_value, time_unit, avg = match.groups()
+    if val is None and train is None and time_value is None:
+        return None
+    val_loss = None if val is None else lp._num(val)
+    train_loss = None if train is None else lp._num(train)
+    time_ms = None if time_value is None else lp._ms(time_value, time_unit)
+    if (val is not None and val_loss is None) or (train is not None and train_loss is None):
+        return None
+    if time_value is not None and time_ms is None:
+        return None
+    avg_ms = None if avg is None else lp._num(avg)
+    return MetricPoint(int(step), int(total), val_loss, train_loss, time_ms, avg_ms)
+
+
+def _reference_parse(line: str) -> MetricPoint | None:
+    """parse_line spelled plainly: every `step:` at a word start is tried with both regexes, in order."""
+    line = fold_cr(line)
+    if "step:" not in line:
+        return lp._parse_step_segment(line)  # the other shapes: code the fast paths do not touch
+    pos = line.find("step:")
+    while pos >= 0:
+        if lp._word_start(line, pos):
+            match = _PLAIN_STEP_COLON.match(line, pos)
+            if match is not None:
+                return _reference_colon_point(match)
+            match = lp._STEP_COLON_ANY.match(line, pos)
+            if match is not None:
+                return lp._parse_step_colon_any(match)
+        pos = line.find("step:", pos + 5)
+    return None
+
+
+def _reference_is_bad_loss(point: MetricPoint) -> bool:
+    return any(loss is not None and not math.isfinite(loss) for loss in (point.val_loss, point.train_loss))
+
+
+_digits = st.text(st.sampled_from("0123456789٣"), min_size=1, max_size=5)  # ٣: a digit outside ASCII
+_number = st.one_of(
+    _digits,
+    st.builds("{}.{}".format, _digits, _digits),
+    st.sampled_from(["nan", "inf", "-inf", "-1.5", "1e-3", "abc", "", "1.2.3", "²"]),
+)
+_value = st.builds(str.__add__, _number, st.sampled_from(["", "ms", "s", "m", "mss", "sm", "ms.", "x"]))
+_sep = st.sampled_from([" ", "\t", "  ", " \t", "", "|", ": "])
+_prefix = st.sampled_from(["", "", "", "[rank0]:", "[default0]:", "mystep:", "x_", "2026-11-26 INFO ", "step:"])
+_tail = st.sampled_from(["", "", " ", "\t", " (best so far)", " junk", " lr:0.1", "\r", "\rstep:1/2 train_time:3ms"])
+
+
+def _field(key: str) -> st.SearchStrategy[str]:
+    return st.builds(lambda sep, value: f"{sep}{key}:{value}", _sep, _value)
+
+
+def _maybe(key: str) -> st.SearchStrategy[str]:
+    return st.one_of(st.just(""), _field(key))
+
+
+# The usual key order, each key there or not: what the fast regex is for.
+_usual_line = st.builds(
+    lambda prefix, step, total, val, train, time, avg, tail: f"{prefix}step:{step}/{total}{val}{train}{time}{avg}{tail}",
+    _prefix, _digits, _digits, _maybe("val_loss"), _maybe("train_loss"), _maybe("train_time"), _maybe("step_avg"),
+    _tail,
+)
+# Any keys in any order.
+_any_key = st.sampled_from(["val_loss", "train_loss", "train_time", "step_avg", "lr", "norm", "x1", "val loss"])
+_mixed_line = st.builds(
+    lambda prefix, step, total, fields, tail: f"{prefix}step:{step}/{total}{''.join(fields)}{tail}",
+    _prefix, _digits, st.one_of(_digits, st.just("x")), st.lists(_any_key.flatmap(_field), max_size=5), _tail,
+)
+_step_colon_line = st.one_of(_usual_line, _mixed_line)
+_other_line = st.one_of(
+    st.builds("step {}/{} | train loss {} | norm 1.0".format, _digits, _digits, _number),
+    st.builds("s:{} {}:{}".format, _digits, st.sampled_from(["trl", "tel", "eval"]), _number),
+    st.text(st.sampled_from("step:/0123456789 .\t_valoss rinmaegvtl|[]\r"), max_size=60),
+    st.sampled_from(["    def forward(self, x: Tensor, step: int):", "peak memory allocated: 1 MiB reserved: 2 MiB"]),
+)
+_any_line = st.one_of(_step_colon_line, _other_line)
+# Near misses a generator may take long to hit: each fast path's edge, written out.
+_EDGE_LINES = [
+    "step:1/2 train_time:5ms step_avg:abc",  # an unreadable average keeps the point
+    "step:1/2 val_loss:abc train_time:5ms",  # an unreadable loss drops it
+    "step:٣/٣ train_time:5ms step_avg:1.00ms",  # digits outside ASCII
+    "[rank0]:step:3/9\tval_loss:3.5 \ttrain_time:1.5s step_avg:nanms \t",
+    "step:1/2 train_time:5ms step_avg:1ms lr:0.1",  # the usual order, then another key
+    "step: int step:1/2 train_loss:nan",
+    "x_step:1/2 val_loss:3.0 step:2/2 val_loss:inf",
+    "mystep:5/10 val_loss:3.0 train_time:5ms",  # `step:` inside a word, in the usual order
+]
+
+
+def _assert_regexes_agree(line: str) -> None:
+    pos = line.find("step:")
+    while pos >= 0:
+        fast, plain = lp._STEP_COLON_FAST.match(line, pos), _PLAIN_STEP_COLON.match(line, pos)
+        assert (fast is None) == (plain is None), (line, pos)
+        if fast is not None and plain is not None:
+            assert (fast.groups(), fast.end()) == (plain.groups(), plain.end()), (line, pos)
+        pos = line.find("step:", pos + 1)
+
+
+def _fed_points(lines: list[str], chunk: int) -> list[MetricPoint]:
+    text = "".join(line + "\n" for line in lines)
+    parser = LogParser()
+    points: list[MetricPoint] = []
+    for pos in range(0, len(text), chunk):
+        points.extend(parser.feed(text[pos : pos + chunk]))
+    return points
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_step_colon_line, st.sampled_from(["", "\n"]))
+def test_fast_regex_matches_like_its_plain_spelling(line: str, newline: str) -> None:
+    _assert_regexes_agree(line + newline)  # `$` also matches before a final newline
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_any_line)
+def test_parse_line_matches_the_plain_reference(line: str) -> None:
+    assert repr(parse_line(line)) == repr(_reference_parse(line))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_any_line, max_size=30), st.integers(min_value=1, max_value=200))
+def test_fed_lines_give_the_points_of_the_plain_reference(lines: list[str], chunk: int) -> None:
+    """The hot loop's direct match of `step:` lines gives what the plain per-line reference gives."""
+    lines = [line.replace("\r", "") for line in lines]  # \r-folded lines take the other path, tested above
+    expected = [p for p in map(_reference_parse, lines) if p is not None]
+    assert [repr(p) for p in _fed_points(lines, chunk)] == [repr(p) for p in expected]
+
+
+@pytest.mark.parametrize("line", _EDGE_LINES)
+def test_edge_lines_parse_like_the_plain_reference(line: str) -> None:
+    _assert_regexes_agree(line)
+    expected = _reference_parse(line)
+    assert repr(parse_line(line)) == repr(expected)
+    assert [repr(p) for p in _fed_points([line], 64)] == ([] if expected is None else [repr(expected)])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_any_line, max_size=30))
+def test_nan_seen_matches_the_plain_reference(lines: list[str]) -> None:
+    parser = LogParser()
+    parser.feed("".join(line.replace("\r", "") + "\n" for line in lines))
+    expected = [p for p in (_reference_parse(line.replace("\r", "")) for line in lines) if p is not None]
+    assert parser.nan_seen == any(map(_reference_is_bad_loss, expected))
+
+
+_loss = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 5))
+
+
+@given(_loss, _loss)
+def test_is_bad_loss_matches_the_plain_reference(val_loss: float | None, train_loss: float | None) -> None:
+    point = MetricPoint(1, 2, val_loss, train_loss, None, None)
+    assert is_bad_loss(point) is _reference_is_bad_loss(point)

@@ -22,14 +22,18 @@ from typing import Callable
 from copilot.core.runs.metrics import MetricPoint
 
 # The usual `step:{s}/{T} [val_loss:] [train_loss:] [train_time:] [step_avg:]` order of every era, matched at the
-# position found by str.find("step:") (much cheaper than a regex search over each line).
+# start of a line that starts with `step:`, else at the position found by str.find("step:") (much cheaper than a
+# regex search over each line). Spelled for the speed of the re engine, with the same matches as the plain
+# `step:(\d+)/(\d+)(?:[ \t]+val_loss:(\S+))?...(?:[ \t]+step_avg:([^\sms]+)(?:ms)?)?[ \t]*$` (a test compares them):
+# an optional part is `(?:...|)`, a cheap branch where `(?:...)?` sets up a repeat, and the repeats are possessive
+# (`++`, never giving back: no shorter run of digits, blanks or non-blanks could let the rest match).
 _STEP_COLON_FAST = re.compile(
-    r"step:(\d+)/(\d+)"
-    r"(?:[ \t]+val_loss:(\S+))?"
-    r"(?:[ \t]+train_loss:(\S+))?"
-    r"(?:[ \t]+train_time:([^\sms]+)(ms|s))?"  # numbers, nan and inf hold no m or s
-    r"(?:[ \t]+step_avg:([^\sms]+)(?:ms)?)?"
-    r"[ \t]*$"
+    r"step:(\d++)/(\d++)"
+    r"(?:[ \t]++val_loss:(\S++)|)"
+    r"(?:[ \t]++train_loss:(\S++)|)"
+    r"(?:[ \t]++train_time:([^\sms]++)(ms|s)|)"  # numbers, nan and inf hold no m or s
+    r"(?:[ \t]++step_avg:([^\sms]++)(?:ms|)|)"
+    r"[ \t]*+$"
 )
 # Any other order or extra keys (lr:, norm:, ... of some era): `key:value` tokens read in Python.
 _STEP_COLON_ANY = re.compile(r"step:(\d+)/(\d+)((?:[ \t]+[A-Za-z_]\w*:\S*)+)")
@@ -79,7 +83,10 @@ def _parse_step_colon_fast(match: re.Match[str]) -> MetricPoint | None:
         return None
     step_avg_ms = None
     if avg is not None:
-        step_avg_ms = _num(avg)
+        try:
+            step_avg_ms = float(avg)
+        except ValueError:  # an unreadable average still leaves the point
+            pass
     return MetricPoint(int(step), int(total), val_loss, train_loss, train_time_ms, step_avg_ms)
 
 
@@ -118,7 +125,8 @@ def _parse_step_segment(line: str) -> MetricPoint | None:
     pos = line.find("step:")
     if pos >= 0:
         while pos >= 0:
-            if _word_start(line, pos):
+            # Both regexes need a digit after `step:`; code such as `step: int` is rejected without them.
+            if line[pos + 5 : pos + 6].isdecimal() and _word_start(line, pos):
                 match = _STEP_COLON_FAST.match(line, pos)
                 if match is not None:
                     return _parse_step_colon_fast(match)
@@ -179,10 +187,10 @@ def parse_peak_memory(line: str) -> tuple[int, int | None] | None:
 
 def is_bad_loss(point: MetricPoint) -> bool:
     """True when the point carries a NaN or infinite loss (the run diverged)."""
-    for loss in (point.val_loss, point.train_loss):
-        if loss is not None and not math.isfinite(loss):
-            return True
-    return False
+    val_loss, train_loss = point.val_loss, point.train_loss
+    return (val_loss is not None and not math.isfinite(val_loss)) or (
+        train_loss is not None and not math.isfinite(train_loss)
+    )
 
 
 class LogParser:
@@ -240,11 +248,16 @@ class LogParser:
     def _complete_lines_fast(
         self, lines: list[str], new: list[MetricPoint], on_line: Callable[[str], None] | None
     ) -> None:
-        # Hot path: the loop body is kept tiny; most lines fail the substring tests.
+        # Hot path: the loop body is kept tiny; most lines fail the substring tests. A line that starts with
+        # `step:` in the usual key order (most metric lines) is matched at once, as _parse_step_segment would match it.
         append = new.append
+        match_usual = _STEP_COLON_FAST.match  # at the line's start only
         for line in lines:
             if "step" in line or "l:" in line:
-                point = _parse_step_segment(line)
+                if (match := match_usual(line)) is not None:
+                    point = _parse_step_colon_fast(match)
+                else:
+                    point = _parse_step_segment(line)
                 if point is not None:
                     append(point)
                     if not self.nan_seen and is_bad_loss(point):
