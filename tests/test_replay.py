@@ -39,7 +39,6 @@ from tests.support import waiting
 from tests.support.fixture_track import FixtureTrack
 from tests.support.ui import screen_text, wait_until
 
-pytestmark = pytest.mark.timeout(60)
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "sessions" / "examples"

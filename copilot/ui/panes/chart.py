@@ -50,6 +50,7 @@ class ChartPane(Pane):
                 self.set_timer(MIN_REDRAW_S - (now - self._last_draw), self._draw_pending)
             self._pending = view  # the newest view wins; drawn when the interval is over
             return
+        self._pending = None  # a view still waiting for a late timer is older than this one: never draw it after
         self._draw(view)
 
     def _draw_pending(self) -> None:
