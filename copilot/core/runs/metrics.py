@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class MetricPoint:
-    """One parsed log line: a validation line (val_loss set) or a training line."""
+class MetricPoint(NamedTuple):
+    """One parsed log line: a validation line (val_loss set) or a training line.
+
+    A named tuple, not a dataclass: the parser makes one per metric line (a frozen dataclass's __init__ was
+    most of a line's parsing cost), and a tuple of numbers is not tracked by the garbage collector, so an
+    hour of points adds nothing to its full collections."""
 
     step: int
     total_steps: int | None = None
@@ -22,7 +24,7 @@ class MetricPoint:
         return self.val_loss is not None
 
     def to_event_fields(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {k: v for k, v in self._asdict().items() if v is not None}
 
     @classmethod
     def from_event_fields(cls, data: dict[str, Any]) -> "MetricPoint":
