@@ -355,7 +355,7 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
 
     def on_suggestion_pane_cards_shown(self, message: SuggestionPane.CardsShown) -> None:
         """New hunk cards are on screen: their review time starts now, and the first takes the focus if the
-        human reviews them (not while the agent or a replay decides) and is not busy in another pane. A focus
+        human reviews or watches a replay (not while the agent decides) and is not busy in another pane. A focus
         change repaints the whole screen."""
         now = self.clock()
         for index in message.indices:
@@ -363,7 +363,7 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         self.ui.selected_hunk = 0
         view = self.state.suggestions.get(message.suggestion_id)
         screen = self.main()
-        if (view is not None and view.status == "received" and screen is not None and self.driver.allows("accept")
+        if (view is not None and view.status == "received" and screen is not None and self.driver.name != "agent"
                 and screen.pane_visible("suggestion")):
             self.call_after_refresh(self._focus_hunk, 0, True)
 
