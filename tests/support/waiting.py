@@ -13,27 +13,34 @@ from typing import Any, Callable
 HANG_GUARD_S = 120.0
 
 
-def wait_until(predicate: Callable[[], Any], what: str = "the condition", timeout_s: float = HANG_GUARD_S,
-               interval_s: float = 0.02) -> Any:
-    """The predicate's first truthy value; AssertionError naming `what` after the hang guard."""
+def _polled(predicate: Callable[[], Any], what: str, timeout_s: float) -> Callable[[], Any]:
+    """One look at the predicate: its truthy value, None to look again, AssertionError past the guard."""
     deadline = time.monotonic() + timeout_s
-    while True:
+
+    def look() -> Any:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+        return None
+
+    return look
+
+
+def wait_until(predicate: Callable[[], Any], what: str = "the condition", timeout_s: float = HANG_GUARD_S,
+               interval_s: float = 0.02) -> Any:
+    """The predicate's first truthy value; AssertionError naming `what` after the hang guard."""
+    look = _polled(predicate, what, timeout_s)
+    while (value := look()) is None:
         time.sleep(interval_s)
+    return value
 
 
 async def until(predicate: Callable[[], Any], what: str = "the condition", timeout_s: float = HANG_GUARD_S,
                 interval_s: float = 0.02) -> Any:
     """wait_until for a coroutine: polls without blocking the event loop."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+    look = _polled(predicate, what, timeout_s)
+    while (value := look()) is None:
         await asyncio.sleep(interval_s)
+    return value
