@@ -169,7 +169,10 @@ def open_next(opener: str, session_dir: Path, run_dir: Path, env: dict[str, str]
         return printed + result.stdout
     done = tmp_path / "opener.done"
     _in_tmux(tmux, env, "start", "--resume", sid, "--session-dir", sessions, done=done)
-    wait_for(lambda: has_event(session_dir, "run_finished", run_id=run_dir.name), "the app to record the end")
+    try:
+        wait_for(lambda: has_event(session_dir, "run_finished", run_id=run_dir.name), "the app to record the end")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the screen was:\n{tmux.screen()}") from None
     tmux.wait_for("offline oracle")
     tmux("send-keys", "q")
     wait_for(done.exists, "the app to quit")

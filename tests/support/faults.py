@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -245,17 +246,37 @@ class Tmux:
         self.socket = str(socket)
 
     def __call__(self, *args: str) -> str:
-        return subprocess.run(["tmux", "-S", self.socket, *args], capture_output=True, text=True, timeout=30).stdout
+        return self._tmux(*args).stdout
+
+    def _tmux(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["tmux", "-S", self.socket, *args], capture_output=True, text=True, timeout=30)
 
     def screen(self) -> str:
         return self("capture-pane", "-p")
 
-    def start(self, command: str) -> None:
-        self("new-session", "-d", "-x", "160", "-y", "45", command)
+    def start(self, command: str, width: int = 160, height: int = 45) -> None:
+        """A new server running `command`; a server that did not start is an error here, not a hang later."""
+        started = self._tmux("new-session", "-d", "-x", str(width), "-y", str(height), command)
+        assert started.returncode == 0, f"tmux did not start: {started.stderr.strip()}"
 
     def wait_for(self, text: str, timeout_s: float = DEADLINE_S) -> str:
-        return wait_for(lambda: self.screen() if text in self.screen() else None, f"{text!r} on the screen",
-                        timeout_s)
+        """The screen once it shows `text`; past the hang guard, an error that shows the screen."""
+        try:
+            return wait_for(lambda: self.screen() if text in self.screen() else None, f"{text!r} on the screen",
+                            timeout_s)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the screen was:\n{self.screen()}") from None
 
     def close(self) -> None:
+        """Kill the server and wait until it has gone: `kill-server` returns while the old server still
+        answers on the socket, and a `new-session` sent to it then fails ("server exited unexpectedly")."""
         self("kill-server")
+        wait_for(lambda: not self._listening(), "the tmux server to exit")
+
+    def _listening(self) -> bool:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(self.socket)
+            except OSError:  # no socket file, or nothing accepting on it
+                return False
+        return True
