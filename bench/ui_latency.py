@@ -7,6 +7,7 @@ real session of the fixture track (tiny Python "training" scripts, real git, rea
   agent    one autonomous node under the app's agent driver: checkout, suggestion (offline oracle), commit,
            guard, run start, run, score
   burst    a run that prints 100,000 lines at once (tail, scrub, the log pane, the flush)
+  script   a one-line commit to a 2,400-line script (the size of today's record): reload, highlight, draw
   repaint  (the floor, outside the goal) five full repaints of the populated screen by Textual, nothing else
 
 A ticker coroutine sleeps 5 ms in a loop on the app's loop and records how late it wakes; the worst lateness is
@@ -138,6 +139,31 @@ async def burst_scenario(app: CopilotApp, session: Session, pilot: Any) -> None:
     return await ticker.stop()
 
 
+def _filler(lines: int) -> str:
+    """Generated Python to make the script as long as today's record (no upstream code)."""
+    blocks = []
+    for i in range(lines // 6):
+        blocks.append(f"def helper_{i}(x: float, scale: float = {i}.5) -> float:\n"
+                      f"    \"\"\"Filler {i}: made up to give the script a record's length.\"\"\"\n"
+                      f"    y = x * scale + {i}  # a comment\n"
+                      f"    if y > {i * 10}:\n"
+                      f"        return y - 1.0\n"
+                      f"    return y\n")
+    return "\n".join(blocks)
+
+
+async def script_scenario(app: CopilotApp, session: Session, pilot: Any) -> None:
+    await commit_script(session, lambda t: t + "\n\n" + _filler(2400))
+    await until(lambda: app.ui.script_text.count("\n") > 2000, "the long script on screen")
+    await pilot.pause(1.0)  # its first highlighting is not what is measured
+    ticker = Ticker()
+    ticker.start()
+    await commit_script(session, lambda t: t.replace("y = x * scale + 7  #", "y = x * scale + 8  #", 1))
+    await until(lambda: "y = x * scale + 8  #" in app.ui.script_text, "the changed script on screen")
+    await pilot.pause(1.0)  # the redraw and the highlighting that follow the change
+    return await ticker.stop()
+
+
 async def repaint_scenario(app: CopilotApp, session: Session, pilot: Any) -> None:
     """The floor: Textual repainting the whole populated screen (what a focus change or a resize costs),
     with nothing of ours running. Not one of the goal's scenarios; it shows how much of a stall is the toolkit's."""
@@ -155,7 +181,7 @@ async def repaint_scenario(app: CopilotApp, session: Session, pilot: Any) -> Non
 
 
 SCENARIOS: dict[str, Callable[..., Awaitable[Any]]] = {
-    "cancel": cancel_scenario, "agent": agent_scenario, "burst": burst_scenario}
+    "cancel": cancel_scenario, "agent": agent_scenario, "burst": burst_scenario, "script": script_scenario}
 FLOOR: dict[str, Callable[..., Awaitable[Any]]] = {"repaint": repaint_scenario}
 
 

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from textual.widgets import TextArea
 
 from copilot.core.session.events import EVENTS_FILE, Event, EventLog, read_events
 from copilot.core.session.projection import SessionState
@@ -32,6 +31,7 @@ from copilot.ui.actions.replay import SEEK_STEP_S
 from copilot.ui.app import CopilotApp
 from copilot.ui.panes.timeline import TimelineBar
 from copilot.ui.replay import replay_app
+from copilot.ui.widgets.code_view import CodeView
 from copilot.ui.widgets.hunk_card import HunkCard
 from copilot.ui.widgets.loss_chart import LossChart
 from copilot.ui.widgets.run_table import RunTable
@@ -350,7 +350,7 @@ async def test_replay_of_a_local_session_reads_its_workspace_and_writes_nothing(
     assert not (tmp_path / "cache").exists()  # no bundle clone needed
     app = replay_app(ReplayPlayer.from_session(session.dir), autoplay=True, clock=VirtualClock())
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_until(pilot, lambda: app.screen.query_one("#script-text", TextArea).text == player.script_at(),
+        await wait_until(pilot, lambda: app.screen.query_one("#script-text", CodeView).text == player.script_at(),
                          what="the replayed script")
     assert (session.dir / EVENTS_FILE).read_bytes() == snapshot
     after = {p: p.stat().st_mtime_ns for p in session.dir.rglob("*") if ".git" not in p.parts}
@@ -361,7 +361,7 @@ async def test_replay_of_a_local_session_reads_its_workspace_and_writes_nothing(
 # The app
 # --------------------------------------------------------------------------------------------------
 def _script(app: CopilotApp) -> str:
-    return app.screen.query_one("#script-text", TextArea).text
+    return app.screen.query_one("#script-text", CodeView).text
 
 
 def _drawn(app: CopilotApp, player: ReplayPlayer) -> bool:

@@ -102,7 +102,8 @@ async def test_staged_decisions_survive_a_layout_flip(tmp_path: Path) -> None:
         assert decision.action == "accept" and key[1] == 0
         card = app.screen.query_one(".hunk-0", HunkCard)
         assert card.decision is not None and card.decision.action == "accept"
-        assert "staged" in str(card.border_subtitle)
+        # the card may be in the DOM before its on_mount labels it: wait for the label, do not race it
+        await wait_until(pilot, lambda: "staged" in str(card.border_subtitle), what="the card's label")
         await app.close_and_exit(False)
 
 

@@ -185,7 +185,7 @@ async def test_goto_undo_and_branch_from_history(tmp_path: Path) -> None:
         hunk = app.state.current_suggestion.hunks[0]
         await pilot.press("g")
         area = app.screen.query_one("#script-text")
-        await wait_until(pilot, lambda: area.selected_text.strip() == hunk.search.strip(), what="the hunk's lines")
+        await wait_until(pilot, lambda: area.marked_text.strip() == hunk.search.strip(), what="the hunk's lines")
         await pilot.press("1", "A", "c")
         await wait_until(pilot, lambda: len(app.state.commits) == 2, 10, "the commit")
         start, applied = app.state.commits[0].sha, app.state.commits[1].sha

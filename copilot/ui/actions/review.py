@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from textual import on
-from textual.widgets import TextArea
 
 from copilot.core.session.projection import SuggestionView
 from copilot.core.session.schema import HunkDecision
 from copilot.ui.screens.modals import EditHunkModal, TextPrompt
+from copilot.ui.widgets.code_view import CodeView
 from copilot.ui.widgets.hunk_card import HunkCard
 
 
@@ -160,10 +160,5 @@ class ReviewActions:
         if screen is None:
             return
         screen.show_pane("script")
-        area = screen.query_one("#script-text", TextArea)
-        lines = self.ui.script_text.splitlines()
-        end_col = len(lines[last]) if 0 <= last < len(lines) else 0
-        from textual.widgets.text_area import Selection
-
-        area.selection = Selection((first, 0), (last, end_col))
-        area.scroll_cursor_visible(center=True)
+        area = screen.query_one("#script-text", CodeView)
+        area.call_after_refresh(area.mark_lines, first, last)  # once the pane is shown and sized
