@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib.metadata
 import json
 import math
 import os
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from copilot.core.errors import ConfigError, RunError, SpeedcopilotError
+from copilot.core.research.speedup import speedup_text  # noqa: F401  (re-exported: compare and the CLI use it here)
 
 STORE_ENV = "SPEEDCOPILOT_BASELINES"
 STORE_FILE = "baselines.json"
@@ -61,20 +61,6 @@ SEED_VARS = frozenset({"MICRO_SEED", "NANOGPT_SEED"})
 # --------------------------------------------------------------------------------------------------
 # Speed-up in words
 # --------------------------------------------------------------------------------------------------
-def speedup_text(reference_s: float | None, achieved_s: float | None) -> str:
-    """'1.7× faster' / '1.3× slower' than the reference time, 'same as record' within 0.5 %, or '—'."""
-    if not reference_s or achieved_s is None or achieved_s <= 0 or reference_s <= 0:
-        return "—"
-    ratio = reference_s / achieved_s
-    if abs(ratio - 1) < 0.005:
-        return "same as record"
-    factor = ratio if ratio > 1 else 1 / ratio
-    shown = f"{factor:.1f}" if factor < 10 else f"{factor:.0f}"
-    if shown == "1.0":
-        shown = f"{factor:.2f}"
-    return f"{shown}× {'faster' if ratio > 1 else 'slower'}"
-
-
 # --------------------------------------------------------------------------------------------------
 # Fingerprints and conditions
 # --------------------------------------------------------------------------------------------------
@@ -166,6 +152,8 @@ def _cpu_count() -> int | None:
 def _torch_version() -> str | None:
     """The torch the runs import (the micro track runs this interpreter; nanogpt's torchrun is its sibling),
     read from the package metadata: torch is never imported in this process."""
+    import importlib.metadata  # here, not at the top: the app imports this module before its first frame
+
     try:
         return importlib.metadata.version("torch")
     except importlib.metadata.PackageNotFoundError:

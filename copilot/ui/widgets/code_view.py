@@ -15,7 +15,6 @@ import time
 from functools import partial
 from typing import Any, Iterator
 
-from pygments.lexers import get_lexer_by_name
 from rich.cells import cell_len
 from rich.segment import Segment
 from textual.content import Content, Span
@@ -46,6 +45,8 @@ def _style_of(token_type: Any, cache: dict[Any, str]) -> str:
 def highlighting(text: str, language: str = "python") -> Iterator[list[Content] | None]:
     """Lex `text`, yielding None every TOKENS_PER_LOOK tokens (a chance to stop or pause), and last the list of
     highlighted lines, one Content per line of text.splitlines()."""
+    from pygments.lexers import get_lexer_by_name  # at the first script, not before the app's first frame
+
     lines = text.splitlines()
     lexer = get_lexer_by_name(language, stripnl=False, ensurenl=True)
     styles: dict[Any, str] = {}

@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from copilot.core.research.baselines import speedup_text
+from copilot.core.research.speedup import speedup_text
 from copilot.core.runs.metrics import MetricPoint
 from copilot.core.session.projection import RunView
 from copilot.ui.widgets.run_table import short_run_id

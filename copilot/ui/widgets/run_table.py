@@ -7,7 +7,7 @@ import re
 from rich.text import Text
 from textual.widgets import DataTable
 
-from copilot.core.research.baselines import speedup_text
+from copilot.core.research.speedup import speedup_text
 from copilot.core.session.projection import RunView
 
 _RUN_ID = re.compile(r"^r-\d{8}-(\d{6})-(\w+)$")
