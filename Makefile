@@ -11,20 +11,23 @@ ARGS ?=
 # setuptools announces every editable install of a package-dir layout (records/ -> copilot.records) with a
 # multi-line "Editable installation." notice; it is information only, so keep `make start` quiet.
 QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
+# -qq: pip's errors only. Its warnings (an index location a machine's pip.conf names but lacks: 90-odd lines
+# on our build VMs) are not the user's business; a failed install still prints pip's error and stops make.
+PIP := $(PY) -m pip install -qq
 
 .PHONY: start test install install-test clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PIP) --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(PY)
-	$(PY) -m pip install -q "$(TORCH)"
-	$(QUIET_EDITABLE) $(PY) -m pip install -q -e .
+	$(PIP) "$(TORCH)"
+	$(QUIET_EDITABLE) $(PIP) -e .
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(QUIET_EDITABLE) $(PY) -m pip install -q -e ".[test,plot]"
+	$(QUIET_EDITABLE) $(PIP) -e ".[test,plot]"
 	touch $@
 
 install: $(VENV)/.installed
