@@ -96,7 +96,7 @@ class CodeView(ScrollView, can_focus=True):
         super().__init__(id=id, classes=classes)
         self._text = ""
         self._lines: list[str] = []
-        self._styled: list[Content] | None = []  # highlighted lines of _text; None while the thread works
+        self._styled: list[Content] | None = []  # highlighted lines of _text; None while highlighting runs
         self._known: dict[str, Content] = {}  # line text -> its highlighting, from the last highlighted text
         self._marked: tuple[int, int] | None = None
         self._strips: dict[int, Strip] = {}
