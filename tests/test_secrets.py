@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from textual.widgets import Log
 
 from copilot.core.llm.providers import OracleProvider
 from copilot.core.session import Session, SessionOptions
@@ -77,6 +78,31 @@ def test_the_console_script_keeps_the_key_out_of_the_run_and_its_records(tmp_pat
     assert not leaks(result.stdout, result.stderr, *run_files(session.dir))
     (output,) = (session.dir / "runs").glob("*/output.log")
     assert "env: None None" in output.read_text()  # the process never had the key
+
+
+async def test_a_log_tail_read_back_from_output_log_is_scrubbed(tmp_path: Path, planted: None) -> None:
+    """output.log holds what the script printed, key and all; the pane that seeds its tail from that file (a
+    run the app did not watch live) must show it scrubbed. Under load this was also a race in the app test
+    below: the pane read the file before the first live line arrived and showed both."""
+    track = FixtureTrack()
+    session = Session.create(tmp_path / "sessions", track, 0, OracleProvider(track, 0),
+                             options=SessionOptions(secrets=(KEY,)))
+    (session.workspace.path / track.script_name).write_text(PROBE)
+    await session.commit_external_edit("probe for leaks")
+    run = await session.start_run(override_guard=True)
+    while session.state.runs[run.run_id].is_live:
+        await asyncio.sleep(0.05)  # polls a condition (the suite's hang guard bounds the test)
+    (output,) = (session.dir / "runs").glob("*/output.log")
+    assert KEY in output.read_text()  # the file has it: what the pane reads must be scrubbed
+    app = CopilotApp(session)  # a new app: none of the run's lines reached it live
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: app.ui.logs.has(run.run_id), what="the tail read back from output.log")
+        lines = app.ui.logs.lines(run.run_id)
+        assert "env: None None" in lines and "stdout ***" in lines
+        tail = app.screen.query_one("#log-tail", Log)  # the screen also shows the script, key and all
+        await wait_until(pilot, lambda: "stdout ***" in tail.lines, what="the tail on screen")
+        assert not leaks("\n".join(lines), "\n".join(tail.lines))
+        await app.close_and_exit(False)
 
 
 async def test_the_app_shows_the_guard_then_a_scrubbed_crash(tmp_path: Path, planted: None) -> None:

@@ -45,6 +45,7 @@ from copilot.ui.screens.main import LayoutChanged, MainScreen
 from copilot.ui.screens.modals import MessageModal
 from copilot.ui.themes import CHART_VARIABLES, DEFAULT_THEME, load_themes
 from copilot.ui.view import PANES, StateUpdated, Timeline, UIState, View, dirty_for
+from copilot.ui.widgets.log_tail import read_tail
 
 if TYPE_CHECKING:
     from copilot.core.session import Session
@@ -142,7 +143,7 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
     def get_default_screen(self) -> MainScreen:
         # while a session is built off the loop the first frame is light (header, a line, footer); the panes
         # are composed when it is open
-        return MainScreen(replay=isinstance(self.driver, ReplayDriver), run_dir_of=self._run_dir_of,
+        return MainScreen(replay=isinstance(self.driver, ReplayDriver), log_tail_of=self._log_tail_of,
                           opening=self._session_factory is not None)
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
@@ -245,9 +246,13 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
             self.log.warning(f"no reference curve: {exc}")
         self._dirty.add("chart")
 
-    def _run_dir_of(self, run_id: str) -> Path | None:
+    def _log_tail_of(self, run_id: str) -> list[str]:
+        """A run's last output lines from its output.log, scrubbed like every line the session hands out: the
+        file holds what the script printed, secrets and all."""
         session = self.session
-        return session.dir / "runs" / run_id if session is not None else None
+        if session is None:
+            return []
+        return session.scrub.lines(read_tail(session.dir / "runs" / run_id / "output.log"))
 
     def on_unmount(self) -> None:
         self.collector.stop()

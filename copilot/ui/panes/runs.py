@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Static
 
 from copilot.ui.panes.base import Pane, show
 from copilot.ui.view import View
-from copilot.ui.widgets.log_tail import LINES_PER_FLUSH, LogTail, read_tail
+from copilot.ui.widgets.log_tail import LINES_PER_FLUSH, LogTail
 from copilot.ui.widgets.run_table import RunTable
 
 
@@ -19,9 +19,10 @@ class RunsPane(Pane):
     PARTS = frozenset({"runs"})
     BINDINGS = [Binding("ctrl+c", "app.cancel_run", "Cancel run", priority=False)]
 
-    def __init__(self, *, run_dir_of: Any = None, **kwargs: Any) -> None:
+    def __init__(self, *, log_tail_of: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.run_dir_of = run_dir_of  # run id -> its folder (to seed the tail from output.log), or None
+        # run id -> the last lines of its output.log, scrubbed of secrets (to seed the tail), or None
+        self.log_tail_of = log_tail_of
 
     def compose(self) -> ComposeResult:
         yield RunTable(id="run-table")
@@ -54,10 +55,8 @@ class RunsPane(Pane):
         logs = view.ui.logs
         run_id = view.ui.selected_run
         if tail.run_id != run_id:
-            if run_id and not logs.has(run_id) and self.run_dir_of is not None:
-                folder = self.run_dir_of(run_id)
-                if folder is not None:
-                    logs.seed(run_id, read_tail(folder / "output.log"))
+            if run_id and not logs.has(run_id) and self.log_tail_of is not None:
+                logs.seed(run_id, self.log_tail_of(run_id))
             logs.take_pending(None)
             tail.show_run(run_id, logs.lines(run_id) if run_id else [])
         else:

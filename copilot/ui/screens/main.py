@@ -37,15 +37,15 @@ class MainScreen(Screen):
     wide: reactive[bool] = reactive(False, recompose=True)
     opening: reactive[bool] = reactive(False, recompose=True)  # the session is still being built
 
-    def __init__(self, *, replay: bool = False, run_dir_of: Any = None, opening: bool = False) -> None:
+    def __init__(self, *, replay: bool = False, log_tail_of: Any = None, opening: bool = False) -> None:
         super().__init__()
         self.replay = replay
-        self.run_dir_of = run_dir_of
+        self.log_tail_of = log_tail_of
         self.set_reactive(MainScreen.opening, opening)
 
     def _pane(self, name: str, classes: str) -> Any:
         if name == "runs":
-            return RunsPane(id=name, classes=classes, run_dir_of=self.run_dir_of)
+            return RunsPane(id=name, classes=classes, log_tail_of=self.log_tail_of)
         return {"suggestion": SuggestionPane, "script": ScriptPane, "chart": ChartPane,
                 "history": HistoryPane}[name](id=name, classes=classes)
 
