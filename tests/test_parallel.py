@@ -349,12 +349,19 @@ def test_nanogpt_on_the_local_runner_refuses_parallel_runs_with_a_clear_error(tm
 
 def _start_driver(tmp_path: Path, server: OpenAIServer, parallel: int, nodes: int, runner: str,
                   env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """The agent in its own process; what it prints goes to driver.out (a pipe nobody reads would block it
+    once 64 KiB of warnings had filled it)."""
     root = Path(__file__).resolve().parents[1]
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.support.parallel_driver", "--sessions", str(tmp_path / "sessions"),
-         "--base-url", server.base_url, "--parallel", str(parallel), "--nodes", str(nodes), "--runner", runner],
-        cwd=root, env={**(env or os.environ), "PYTHONPATH": str(root)}, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT)
+    with (tmp_path / "driver.out").open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.support.parallel_driver", "--sessions", str(tmp_path / "sessions"),
+             "--base-url", server.base_url, "--parallel", str(parallel), "--nodes", str(nodes), "--runner", runner],
+            cwd=root, env={**(env or os.environ), "PYTHONPATH": str(root)}, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _printed(tmp_path: Path) -> str:
+    path = tmp_path / "driver.out"
+    return path.read_text(errors="replace")[-4000:] if path.exists() else "(nothing)"
 
 
 def _session_dir(tmp_path: Path) -> Path | None:
@@ -439,8 +446,11 @@ async def test_four_nodes_as_slurm_jobs_killed_and_resumed(tmp_path: Path, slurm
         server.script([draft(d, go) for d in decays])
         proc = _start_driver(tmp_path, server, parallel=4, nodes=4, runner=url, env=slurm_cluster.env)
         try:
-            wait_for_sync(lambda: (d := _session_dir(tmp_path)) is not None and len(live_node_runs(d)) == 4,
-                          "four node jobs submitted")
+            try:
+                wait_for_sync(lambda: (d := _session_dir(tmp_path)) is not None and len(live_node_runs(d)) == 4,
+                              "four node jobs submitted")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; the agent printed:\n{_printed(tmp_path)}") from None
             live = live_node_runs(_session_dir(tmp_path))
             _kill(proc)
             runner = SlurmRunner(url, tool_env=slurm_cluster.env, state_poll_s=0.5)

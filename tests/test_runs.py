@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from copilot.core.edits.guard import timer_gap_flag
 from copilot.core.errors import RunError
 from copilot.core.runs.metrics import MetricPoint
 from copilot.core.runs import (
@@ -294,6 +295,23 @@ async def test_stopping_the_watcher_leaves_the_run_alone(tmp_path: Path, runner:
     assert handle.is_alive()
     handle.kill(grace_s=1.0)
     assert group_gone(handle.pgid)
+
+
+@pytest.mark.parametrize(("wall_time_s", "train_time_ms", "suspect"), [
+    (0.177, 250.0, False),  # a 0.3 s run SLURM ended at the target: its EndTime is in whole seconds
+    (60.0, 61_000.0, False),  # within 2 % + 0.5 s
+    (60.0, 62_000.0, True),
+    (1.0, 10_000.0, True),  # the lying timer below
+    (0.0, 600.0, True),
+    (5.0, None, False),
+])
+def test_a_timer_is_doubted_only_beyond_the_clocks_slack(wall_time_s: float, train_time_ms: float | None,
+                                                         suspect: bool) -> None:
+    result = RunResult(run_id="r-1", outcome=Outcome.REACHED_TARGET, reached_target=True, time_to_target_ms=None,
+                       final_val_loss=3.2, best_val_loss=3.2, train_time_ms=train_time_ms, wall_time_s=wall_time_s,
+                       exit_code=0, steps=30)
+    assert result.timer_suspect is suspect
+    assert (timer_gap_flag(wall_time_s, train_time_ms) is not None and wall_time_s > 0) is (suspect and wall_time_s > 0)
 
 
 async def test_lying_timer_is_flagged(tmp_path: Path, runner: LocalRunner) -> None:

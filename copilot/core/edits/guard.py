@@ -3190,10 +3190,12 @@ def timer_gap_flag(wall_time_s: float | None, train_time_ms: float | None,
     gap is suspicious when train_time exceeds the wall time (a broken clock) or when more time ran untimed
     than both `allowance_s` (compile + validation; ~7 min on a first nanogpt run) and `ratio` × train_time.
     """
+    from copilot.core.runs.metrics import timer_runs_fast
+
     if wall_time_s is None or train_time_ms is None or wall_time_s <= 0:
         return None
     train_s = train_time_ms / 1000.0
-    if train_s > wall_time_s * 1.02 + 0.5:
+    if timer_runs_fast(wall_time_s, train_time_ms):
         return (f"the script reports train_time {train_s:.1f}s but the run took only {wall_time_s:.1f}s of wall "
                 "time: its timer is wrong")
     untimed = wall_time_s - train_s

@@ -30,7 +30,7 @@ from typing import Any, Iterable
 from copilot.core.errors import RunError
 from copilot.core.runs.crash import crash_summary
 from copilot.core.runs.logparse import LogParser
-from copilot.core.runs.metrics import MetricPoint, time_to_target_ms
+from copilot.core.runs.metrics import MetricPoint, time_to_target_ms, timer_runs_fast
 
 RUN_JSON = "run.json"
 OUTPUT_LOG = "output.log"
@@ -90,8 +90,9 @@ class RunResult:
 
     @property
     def timer_suspect(self) -> bool:
-        """The script claims more training time than the process lived: its timer cannot be trusted."""
-        return self.timer_gap is not None and self.timer_gap < 1.0
+        """The script claims more training time than the process lived (beyond the clocks' slack, the same test
+        as the guard's timer-gap note): its timer cannot be trusted."""
+        return timer_runs_fast(self.wall_time_s, self.train_time_ms)
 
     def to_event_fields(self) -> dict[str, Any]:
         data = asdict(self)

@@ -38,6 +38,19 @@ class MetricPoint(NamedTuple):
         )
 
 
+# The script's train time may exceed the runner's wall time by this much before its timer is doubted: the wall
+# clock's ends can be coarse (SLURM's EndTime is in whole seconds, a file's mtime is the end of a write).
+TIMER_SLACK_RATIO = 1.02
+TIMER_SLACK_S = 0.5
+
+
+def timer_runs_fast(wall_time_s: float | None, train_time_ms: float | None) -> bool:
+    """True when the script claims more training time than the process lived, beyond the clocks' slack."""
+    if wall_time_s is None or train_time_ms is None:
+        return False
+    return train_time_ms / 1000.0 > wall_time_s * TIMER_SLACK_RATIO + TIMER_SLACK_S
+
+
 def time_to_target_ms(points: list[MetricPoint], target: float) -> float | None:
     """Training time of the first validation point at or below the target, or None."""
     for point in points:
