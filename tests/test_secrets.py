@@ -22,6 +22,7 @@ from copilot.ui.screens.modals import GuardModal, MessageModal
 from tests.support.fixture_track import FixtureTrack
 from tests.support.sshd import SshServer, require_sshd
 from tests.support.ui import screen_text, wait_until
+from tests.support.waiting import until
 
 KEY = "sk-planted-0123456789abcdefghij"
 TOKEN = "hf_planted_token_0987654321"
@@ -90,8 +91,7 @@ async def test_a_log_tail_read_back_from_output_log_is_scrubbed(tmp_path: Path, 
     (session.workspace.path / track.script_name).write_text(PROBE)
     await session.commit_external_edit("probe for leaks")
     run = await session.start_run(override_guard=True)
-    while session.state.runs[run.run_id].is_live:
-        await asyncio.sleep(0.05)  # polls a condition (the suite's hang guard bounds the test)
+    await until(lambda: not session.state.runs[run.run_id].is_live, "the run's end")
     (output,) = (session.dir / "runs").glob("*/output.log")
     assert KEY in output.read_text()  # the file has it: what the pane reads must be scrubbed
     app = CopilotApp(session)  # a new app: none of the run's lines reached it live

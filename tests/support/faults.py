@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -24,6 +23,7 @@ import pytest
 
 from copilot.core.runs import group_members
 from copilot.core.session.events import EVENTS_FILE, read_events
+from tests.support.waiting import wait_until
 
 EXE = shutil.which("speedcopilot") or str(Path(sys.executable).parent / "speedcopilot")
 DEADLINE_S = 240.0  # a hang guard, not a speed check: the machine may be loaded
@@ -172,13 +172,8 @@ def spawn(*args: str, env: dict[str, str], out: Path) -> subprocess.Popen[bytes]
 
 
 def wait_for(predicate: Callable[[], Any], what: str, timeout_s: float = DEADLINE_S) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    """tests/support/waiting.py's wait_until, with this module's longer guard (drivers, mounts, tmux)."""
+    return wait_until(predicate, what, timeout_s, interval_s=0.05)
 
 
 def events_of(session_dir: Path) -> list[Any]:
