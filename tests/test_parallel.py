@@ -31,6 +31,7 @@ from copilot.core.session.engine import RUN_CODE_DIR
 from copilot.core.session.events import Event
 from copilot.core.session.projection import SessionState
 from tests.support import agent as A
+from tests.support import waiting
 from tests.support.fixture_track import RECORD_0, FixtureTrack
 from tests.support.openai_server import OpenAIServer
 from tests.support.parallel_driver import provider
@@ -120,19 +121,11 @@ def assert_log_in_order(session_dir: Path) -> None:
 
 
 async def wait_for(predicate, what: str, timeout: float = DEADLINE_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
+    await waiting.until(predicate, what, timeout_s=timeout, interval_s=0.05)
 
 
 def wait_for_sync(predicate, what: str, timeout: float = DEADLINE_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    waiting.wait_until(predicate, what, timeout_s=timeout, interval_s=0.05)
 
 
 def cpus_allowed(pgid: int) -> set[frozenset[int]]:
