@@ -212,7 +212,9 @@ async def test_kill_escalates_to_sigkill_without_blocking(runner: SlurmRunner, c
     handle.kill(grace_s=15.0)  # returns at once: SIGTERM now, SIGKILL from a detached escalation later
     assert handle.job_state(refresh=True).running  # the TERM was ignored; the grace period is running
     await until(lambda: handle.job_state(refresh=True).ended, what="the escalation's SIGKILL")
-    assert handle.exit_code() == -9 and not handle.is_alive()
+    # SIGKILL, in either of its two spellings: -9 when the batch shell died with its command, 128 + 9 when
+    # slurmd's one-by-one kills let the shell see its command die first and record sh's status for it
+    assert handle.exit_code() in (-9, 128 + 9) and not handle.is_alive()
 
 
 async def test_external_scancel_is_reported_cancelled(runner: SlurmRunner, cluster: SlurmCluster,

@@ -486,6 +486,9 @@ class SlurmRunHandle(RunHandle):
         return round(max(0.0, self.started_at - self.queued_at), 3)
 
     def exit_code(self) -> int | None:
+        """The batch script's record of the command's status, else SLURM's. A command killed by signal N reads
+        -N when the script died with it, or 128 + N (sh's spelling) when `scancel --full` reached the command
+        first and the script lived long enough to record it: slurmd signals a job's processes one by one."""
         code = read_exit_code(self.run_dir)
         if code is not None:
             return code
