@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import math
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
@@ -115,6 +116,7 @@ def _plot_class() -> type:
     global _PLOT_CLASS
     if _PLOT_CLASS is None:
         from textual.reactive import reactive
+        from textual_hires_canvas import Canvas
         from textual_plot import LegendLocation, PlotWidget
 
         class LossPlot(PlotWidget, can_focus=False):
@@ -148,6 +150,15 @@ def _plot_class() -> type:
                 if isinstance(chart, LossChart) and chart._last_args is not None:
                     # PlotWidget's own on_mount clears the canvas after ours: draw once more after a refresh
                     self.call_after_refresh(lambda: chart.show(*chart._last_args))
+
+            def render(self) -> Any:
+                # A redraw sets each braille pixel on the canvases, and each set pixel asks the screen for a
+                # refresh of its cell: thousands of refreshes, over half of a redraw's time. Batched, each
+                # canvas asks once when the redraw is done.
+                with ExitStack() as batch:
+                    for canvas in self.query(Canvas):
+                        batch.enter_context(canvas.batch_refresh())
+                    return super().render()
 
         _PLOT_CLASS = LossPlot
     return _PLOT_CLASS
