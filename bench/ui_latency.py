@@ -33,6 +33,7 @@ if str(REPO) not in sys.path:
 from copilot.core.llm.providers import OracleProvider  # noqa: E402
 from copilot.core.session import Session, SessionOptions  # noqa: E402
 from copilot.ui.app import CopilotApp  # noqa: E402
+from copilot.ui.screens.main import PANES, MainScreen  # noqa: E402
 from tests.support.fixture_track import FixtureTrack  # noqa: E402
 
 TICK_S = 0.005
@@ -191,8 +192,14 @@ async def one(name: str, root: Path) -> dict[str, float]:
                              options=SessionOptions(mode="copilot"))
     app = CopilotApp(session)
     async with app.run_test(size=SIZE) as pilot:
-        await until(lambda: "fixture #0" in str(app.state.track) + f" #{app.state.record}" or app.flushes > 3,
-                    "the app to draw")
+        # the opening: the session connected, the panes composed and the script loaded; then a few flushes and
+        # a short settle, so what a scenario measures is its own work, not the app's first paint of its panes
+        await until(lambda: isinstance(app.screen, MainScreen) and not app.screen.opening
+                    and len(app.screen.receivers()) == 1 + len(PANES) and bool(app.ui.script_text),
+                    "the app to draw its panes")
+        drawn = app.flushes
+        await until(lambda: app.flushes > drawn + 3, "three flushes after it")
+        await pilot.pause(0.5)
         result = await {**SCENARIOS, **FLOOR}[name](app, session, pilot)
         await app.close_and_exit(stop_runs=True)
     return result
