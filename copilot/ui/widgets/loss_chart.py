@@ -160,6 +160,24 @@ def _plot_class() -> type:
                         batch.enter_context(canvas.batch_refresh())
                     return super().render()
 
+            drawing = False  # LossChart is setting curves and limits, then calls draw_now
+
+            def _rerender(self) -> None:
+                # Each curve, limit or clear asks for a redraw and a refresh of the plot widget itself, whose
+                # repaint (an empty container the size of the pane) is wasted: the canvases refresh on their
+                # own once drawn. While LossChart sets the curves only the flag is kept; draw_now follows.
+                if self.drawing:
+                    self._needs_rerender = True
+                else:
+                    super()._rerender()
+
+            def draw_now(self) -> None:
+                """Draw the curves onto the canvases here, not in the next frame: PlotWidget draws them when
+                the screen renders it, which put a chart redraw into the same frame as whatever else changed
+                (a new suggestion's cards), one long stall instead of two short ones."""
+                self.drawing = False
+                self.render()
+
         _PLOT_CLASS = LossPlot
     return _PLOT_CLASS
 
@@ -258,23 +276,28 @@ class LossChart(Vertical, can_focus=True):
         self._drawn = True
         from textual_plot import HiResMode
 
-        plot.clear()
-        plot.show_legend(is_visible=bool(self.series))
-        limits = y_range(self.series, self._last_args[2] if self._last_args else None)
-        plot.set_ylimits(*(limits or (None, None)))
-        plot.set_xlimits(0.0, None)
-        colours = {
-            "val": self._colour("chart-val"),
-            "train": self._colour("chart-train"),
-            "reference": self._colour("chart-reference"),
-            "target": self._colour("chart-target"),
-            "projection": self._colour("chart-projection"),
-        }
-        for s in self.series:
-            if len(s.xs) == 1:
-                plot.scatter(s.xs, s.ys, marker_style=colours[s.kind], hires_mode=HiResMode.BRAILLE, label=s.label)
-            elif s.xs:
-                plot.plot(s.xs, s.ys, line_style=colours[s.kind], hires_mode=HiResMode.BRAILLE, label=s.label)
+        plot.drawing = True
+        try:
+            plot.clear()
+            plot.show_legend(is_visible=bool(self.series))
+            limits = y_range(self.series, self._last_args[2] if self._last_args else None)
+            plot.set_ylimits(*(limits or (None, None)))
+            plot.set_xlimits(0.0, None)
+            colours = {
+                "val": self._colour("chart-val"),
+                "train": self._colour("chart-train"),
+                "reference": self._colour("chart-reference"),
+                "target": self._colour("chart-target"),
+                "projection": self._colour("chart-projection"),
+            }
+            for s in self.series:
+                if len(s.xs) == 1:
+                    plot.scatter(s.xs, s.ys, marker_style=colours[s.kind], hires_mode=HiResMode.BRAILLE, label=s.label)
+                elif s.xs:
+                    plot.plot(s.xs, s.ys, line_style=colours[s.kind], hires_mode=HiResMode.BRAILLE, label=s.label)
+        finally:
+            plot.drawing = False
+        plot.draw_now()
 
     def _caption(self, runs: list[RunView], target: float | None) -> None:
         found = self.query("#chart-caption") if self.is_mounted else None
