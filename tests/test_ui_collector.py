@@ -8,7 +8,7 @@ from pathlib import Path
 from copilot.core.llm.providers import OracleProvider
 from copilot.core.session import Session
 from copilot.ui.app import CopilotApp
-from copilot.ui.collector import CollectorPauses
+from copilot.ui.collector import FULL_COLLECTION_EVERY, CollectorPauses
 from tests.support.fixture_track import FixtureTrack
 from tests.support.ui import wait_until
 
@@ -16,6 +16,18 @@ from tests.support.ui import wait_until
 class Cycle:
     def __init__(self) -> None:
         self.me = self
+
+
+def test_full_collections_are_rarer_while_active_and_the_thresholds_come_back_at_stop() -> None:
+    before = gc.get_threshold()
+    pauses = CollectorPauses()
+    try:
+        pauses.start()
+        young, middle, old = gc.get_threshold()
+        assert (young, middle) == before[:2] and old == FULL_COLLECTION_EVERY > before[2]
+    finally:
+        pauses.stop()
+    assert gc.get_threshold() == before
 
 
 def test_survivors_of_a_full_collection_are_frozen_at_the_next_tick_and_released_at_stop() -> None:
