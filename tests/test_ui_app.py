@@ -78,10 +78,11 @@ async def test_small_terminal_uses_tabs_and_header_and_footer_say_what_is_going_
 async def test_large_terminal_splits_and_resize_flips_layout_without_losing_state() -> None:
     app = app_for(live_run=True)
     async with app.run_test(size=(160, 48)) as pilot:
-        await wait_until(pilot, lambda: "suggestion g2" in screen_text(app), what="the suggestion drawn")
+        # the panes draw in turns, one large pane a flush: wait for the runs pane too
+        await wait_until(pilot, lambda: "suggestion g2" in screen_text(app) and "r2" in screen_text(app),
+                         what="the suggestion and the runs drawn")
         assert app.screen.wide and app.screen.query("#top-row") and app.screen.query("#bottom-row")
-        text = screen_text(app)
-        assert "r2" in text and "main@bbbbbbb" in text
+        assert "main@bbbbbbb" in screen_text(app)
         await pilot.resize_terminal(80, 24)
         await wait_until(pilot, lambda: not app.screen.wide and app.screen.query(".hunk-0"), what="narrow layout")
         assert app.screen.query("#tabs")

@@ -148,7 +148,7 @@ async def test_unreachable_endpoint_says_to_use_the_oracle(tmp_path: Path) -> No
         await wait_until(pilot, lambda: any("--provider oracle" in n for n in notifications(app)), 15,
                          "the provider error")
         assert app.state.suggestions and next(iter(app.state.suggestions.values())).status == "failed"
-        assert "failed" in screen_text(app)
+        await wait_until(pilot, lambda: "failed" in screen_text(app), what="the suggestion pane to say so")
         await pilot.press("q")
     assert "sk-test" not in (session.dir / EVENTS_FILE).read_text()
 

@@ -44,7 +44,7 @@ from copilot.ui.panes.suggestion import SuggestionPane
 from copilot.ui.screens.main import LayoutChanged, MainScreen
 from copilot.ui.screens.modals import MessageModal
 from copilot.ui.themes import CHART_VARIABLES, DEFAULT_THEME, load_themes
-from copilot.ui.view import PANES, StateUpdated, Timeline, UIState, View, dirty_for
+from copilot.ui.view import PANES, Painted, RedrawTurns, RedrawWanted, StateUpdated, Timeline, UIState, View, dirty_for
 from copilot.ui.widgets.log_tail import read_tail
 
 if TYPE_CHECKING:
@@ -106,6 +106,7 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         self._inbox: deque[Event] = deque()
         self._deltas: deque[str] = deque()
         self._dirty: set[str] = set(PANES)
+        self._turns = RedrawTurns()  # one large pane redrawn per flush
         self._drawn_cursor: tuple[int, int] | None = None  # replay: (cursor, events) last drawn
         self._edit_timer: Any = None
         self._edit_prompt_open = False
@@ -315,7 +316,7 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         screen = self.main()
         if screen is None or not self._dirty:
             return
-        dirty, self._dirty = self._dirty, set()
+        dirty, self._dirty = self._turns.take(self._dirty)
         view = View(self.state, self.ui, self.driver.name, self.size.width)
         screen.broadcast(lambda: StateUpdated(view, dirty))
         self._refresh_bindings_if_changed()
@@ -353,6 +354,12 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
             self.start(self.load_previews(event.get("suggestion_id")), "previews", group="previews")
         elif event.type == "run_finished":
             self._report_run_finished(event)
+
+    def on_painted(self, message: Painted) -> None:
+        self._turns.painted()
+
+    def on_redraw_wanted(self, message: RedrawWanted) -> None:
+        self._dirty.add(message.part)
 
     def on_layout_changed(self, message: LayoutChanged) -> None:
         self._dirty |= PANES

@@ -119,8 +119,64 @@ class StateUpdated(Message):
         return False
 
 
+class RedrawWanted(Message):
+    """A pane that held back a redraw (the chart draws at most every MIN_REDRAW_S) asks for its part to be
+    dirty again: it redraws from the next flush's view, in its turn (RedrawTurns)."""
+
+    def __init__(self, part: str) -> None:
+        super().__init__()
+        self.part = part
+
+
 def dirty_for(event_type: str) -> frozenset[str]:
     return DIRTY_BY_EVENT.get(event_type, frozenset())
 
 
-__all__ = ["DIRTY_BY_EVENT", "PANES", "Preview", "StateUpdated", "Timeline", "UIState", "View", "dirty_for"]
+# Panes that redraw a large part of the screen. Textual draws what changed in one frame, one callback on the loop:
+# two of these redrawn by the same flush add up into one long stall (a new suggestion's cards, its diff in the
+# script pane and a chart redraw made the agent node's worst frames, docs/benchmarks.md).
+HEAVY_PANES = ("suggestion", "script", "runs", "chart")
+
+
+class RedrawTurns:
+    """Which dirty panes a flush redraws: every light pane, and one heavy pane, taking turns. A heavy pane left
+    for later goes first at the next turn, so none waits more than len(HEAVY_PANES) turns (the one under way,
+    then the others') however often another is dirty (a streaming suggestion is dirty at every flush).
+
+    A turn ends when the pane's redraw has been painted (`painted()`, from a Painted message): on a busy loop
+    Textual paints late, and two flushes' redraws would land in one frame. If no paint is reported within
+    MAX_UNPAINTED_FLUSHES (a pane not on screen), the next turn starts anyway."""
+
+    MAX_UNPAINTED_FLUSHES = 3
+
+    def __init__(self) -> None:
+        self._waiting: list[str] = []
+        self._unpainted = 0  # flushes since a heavy pane was handed out and not yet painted
+
+    def painted(self) -> None:
+        self._unpainted = 0
+
+    def take(self, dirty: set[str]) -> tuple[set[str], set[str]]:
+        """(redraw now, still dirty after this flush)."""
+        heavy = [pane for pane in self._waiting if pane in dirty]
+        heavy += [pane for pane in HEAVY_PANES if pane in dirty and pane not in heavy]
+        busy = 0 < self._unpainted <= self.MAX_UNPAINTED_FLUSHES
+        if self._unpainted:
+            self._unpainted += 1
+        if busy:
+            self._waiting = heavy
+        else:
+            self._waiting = heavy[1:]
+            self._unpainted = 1 if heavy else 0
+        later = set(self._waiting)
+        return dirty - later, later
+
+
+class Painted(Message):
+    """A heavy pane's redraw is on screen (posted after the refresh that followed it): the next turn may start."""
+
+
+__all__ = [
+    "DIRTY_BY_EVENT", "HEAVY_PANES", "PANES", "Painted", "Preview", "RedrawTurns", "RedrawWanted", "StateUpdated",
+    "Timeline", "UIState", "View", "dirty_for",
+]

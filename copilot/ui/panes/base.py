@@ -7,7 +7,7 @@ from typing import Any
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from copilot.ui.view import StateUpdated, View
+from copilot.ui.view import HEAVY_PANES, Painted, StateUpdated, View
 
 
 class Pane(Vertical):
@@ -18,6 +18,8 @@ class Pane(Vertical):
     def on_state_updated(self, message: StateUpdated) -> None:
         if self.PARTS & message.dirty and self.is_mounted:
             self.render_view(message.view)
+            if self.PARTS & set(HEAVY_PANES):
+                self.call_after_refresh(self.post_message, Painted())
 
     def render_view(self, view: View) -> None:
         raise NotImplementedError

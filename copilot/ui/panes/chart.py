@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 
 from copilot.core.session.projection import RunView
 from copilot.ui.panes.base import Pane
-from copilot.ui.view import View
+from copilot.ui.view import RedrawWanted, View
 from copilot.ui.widgets.loss_chart import LossChart
 
 CHART_RUNS = 4  # at most this many runs drawn at once (pinned first, then the selected one, then live ones)
@@ -38,7 +38,7 @@ class ChartPane(Pane):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._last_draw = float("-inf")
-        self._pending: View | None = None
+        self._asked = False  # a RedrawWanted is on its way
 
     def compose(self) -> ComposeResult:
         yield LossChart(id="loss-chart")
@@ -46,17 +46,16 @@ class ChartPane(Pane):
     def render_view(self, view: View) -> None:
         now = time.monotonic()
         if now - self._last_draw < MIN_REDRAW_S:
-            if self._pending is None:
-                self.set_timer(MIN_REDRAW_S - (now - self._last_draw), self._draw_pending)
-            self._pending = view  # the newest view wins; drawn when the interval is over
+            if not self._asked:  # drawn later from a newer view, at a flush, in the chart's turn
+                self._asked = True
+                self.set_timer(MIN_REDRAW_S - (now - self._last_draw), self._ask_again)
             return
-        self._pending = None  # a view still waiting for a late timer is older than this one: never draw it after
         self._draw(view)
 
-    def _draw_pending(self) -> None:
-        view, self._pending = self._pending, None
-        if view is not None and self.is_mounted:
-            self._draw(view)
+    def _ask_again(self) -> None:
+        self._asked = False
+        if self.is_mounted:
+            self.post_message(RedrawWanted("chart"))
 
     def _draw(self, view: View) -> None:
         self._last_draw = time.monotonic()
