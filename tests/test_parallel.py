@@ -539,7 +539,8 @@ async def test_history_tree_and_runs_table_show_each_nodes_phase() -> None:
             app.ingest(event)
         await wait_until(pilot, lambda: any("node 1 · done, reached_target" in x for x in _tree_labels(tree))
                          and any("node 2 · running" in x for x in _tree_labels(tree)), what="node 1 done, 2 running")
-        assert table.get_row("r2")[2].plain == "running"
+        # the runs pane redraws in its own turn (view.RedrawTurns), possibly a flush after the history tree
+        await wait_until(pilot, lambda: table.get_row("r2")[2].plain == "running", what="run r2 running in the table")
 
 
 # -- the console script: --parallel on the micro track, K local CPU slots --------------------------------------

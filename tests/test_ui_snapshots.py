@@ -32,7 +32,7 @@ def _chart_drawn(app: Any) -> bool:
 
 
 async def _settled(pilot: Any) -> None:
-    """Cards mounted, the footer drawn, the chart's plot mounted and the flush idle."""
+    """Cards mounted, the footer drawn, the chart's plot mounted and nothing left for a flush to redraw."""
     app = pilot.app
     await wait_until(pilot, lambda: app.screen.query(HunkCard) or isinstance(app.screen, GuardModal),
                      what="the hunk cards")
@@ -40,6 +40,8 @@ async def _settled(pilot: Any) -> None:
                      what="the footer")
     await wait_until(pilot, lambda: _chart_drawn(app), what="the chart")
     app.flush()
+    await wait_until(pilot, lambda: not app.redraw_pending(), what="every pane redrawn (they take turns)")
+    await pilot.pause()  # the panes handle the last StateUpdated
     await pilot.wait_for_scheduled_animations()
 
 

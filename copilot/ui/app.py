@@ -137,6 +137,11 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
     def mark_dirty(self, *panes: str) -> None:
         self._dirty.update(panes)
 
+    def redraw_pending(self) -> bool:
+        """An event, a log line, a stream delta or a pane's redraw still waits for a flush (heavy panes take
+        turns, so one flush may leave some for the next). Tests and benches wait for this to turn False."""
+        return bool(self._inbox or self._dirty or self._deltas or self.ui.logs.has_pending())
+
     def start(self, work: Awaitable[Any], name: str, group: str = "default") -> Worker[Any]:
         return self.run_worker(work, name=name, group=group, exit_on_error=False)
 
