@@ -500,7 +500,12 @@ class SlurmRunHandle(RunHandle):
         if ended is not None:
             return ended
         state = self.job_state()
-        return state.end if state.ended else None
+        if not state.ended or state.end is None:
+            return None
+        # EndTime is whole seconds, cut down: up to 1 s before the real end, which put a short job's end before
+        # its own start (a wall time of 0). Its last output is no later than the real end and often closer.
+        last_output = _mtime(self.run_dir / OUTPUT_LOG)
+        return max(state.end, last_output) if last_output is not None else state.end
 
     def kill(self, grace_s: float = 5.0) -> None:
         """scancel: a queued job is removed; a running one gets SIGTERM on every process now and SIGKILL after
