@@ -175,7 +175,10 @@ def open_next(opener: str, session_dir: Path, run_dir: Path, env: dict[str, str]
         raise AssertionError(f"{exc}; the screen was:\n{tmux.screen()}") from None
     tmux.wait_for("offline oracle")
     tmux("send-keys", "q")
-    wait_for(done.exists, "the app to quit")
+    try:
+        wait_for(done.exists, "the app to quit")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the screen was:\n{tmux.screen()}") from None
     assert done.read_text().strip() == "0", tmux.screen()
     return tmux.screen()
 

@@ -175,6 +175,33 @@ async def test_quit_with_live_run_can_stop_it(tmp_path: Path) -> None:
     assert app.quit_choice == "stop"
 
 
+async def test_quit_right_after_a_run_ended_does_not_ask_about_it(tmp_path: Path) -> None:
+    """The run's end is in the log but not yet folded (no flush since): q must see it, not offer to stop it."""
+    session = new_session(tmp_path)
+    script = session.workspace.path / "train_gpt.py"
+    hold = tmp_path / "hold"  # while it exists, the run waits after step 2
+    hold.touch()
+    script.write_text(script.read_text().replace("import sys, time", f"import os, sys, time\nHOLD = {str(hold)!r}")
+                      .replace("        time.sleep(SLEEP_S)\n",
+                               "        while step >= 2 and os.path.exists(HOLD):\n            time.sleep(0.05)\n"
+                               "        time.sleep(SLEEP_S)\n"))
+    await session.commit_external_edit("held")
+    app = CopilotApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await wait_until(pilot, lambda: app.state.live_runs, 10, "a live run")
+        run_id = app.state.live_runs[0].run_id
+        assert app.flush_timer is not None
+        app.flush_timer.pause()  # nothing is folded from here until the key press
+        hold.unlink()
+        await wait_until(pilot, lambda: any(e.type == "run_finished" for e in events_of(session)), 30,
+                         "the run's end in the log")
+        assert app.state.runs[run_id].is_live  # the screen's state has not seen it yet
+        await pilot.press("q")
+        await wait_until(pilot, lambda: app.closed or isinstance(app.screen, QuitModal), 10, "the app to quit")
+        assert app.closed and app.quit_choice is None
+
+
 async def test_goto_undo_and_branch_from_history(tmp_path: Path) -> None:
     session = new_session(tmp_path)
     app = CopilotApp(session)

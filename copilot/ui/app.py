@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from textual.app import App
+from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
 from copilot.core.errors import EditApplyError, ProviderError, SpeedcopilotError, WorkspaceError
@@ -114,6 +115,7 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         self.stop_at_target = False  # co-pilot runs end at the target (config stop_at_target)
         self.quit_choice: str | None = None
         self.flushes = 0
+        self.flush_timer: Timer | None = None  # every FLUSH_INTERVAL_S once mounted
         self._bindings_signature: tuple | None = None
 
     # -- the parts the actions use ------------------------------------------------------------------
@@ -175,7 +177,7 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         elif self._session_factory is not None:
             # after the first frame: building it in parallel would compete with that frame for the CPU
             self.call_after_refresh(self._open_session, self._session_factory)
-        self.set_interval(FLUSH_INTERVAL_S, self.flush)
+        self.flush_timer = self.set_interval(FLUSH_INTERVAL_S, self.flush)
         if os.environ.get(DIAG_ENV):
             self.call_after_refresh(self._write_diagnostics, Path(os.environ[DIAG_ENV]))
 
