@@ -45,7 +45,9 @@ from copilot.ui.panes.suggestion import SuggestionPane
 from copilot.ui.screens.main import LayoutChanged, MainScreen
 from copilot.ui.screens.modals import MessageModal
 from copilot.ui.themes import CHART_VARIABLES, DEFAULT_THEME, load_themes
-from copilot.ui.view import PANES, Painted, RedrawTurns, RedrawWanted, StateUpdated, Timeline, UIState, View, dirty_for
+from copilot.ui.view import (
+    PANES, Painted, RedrawTurns, RedrawWanted, StateUpdated, Timeline, UIState, View, dirty_for,
+)
 from copilot.ui.widgets.log_tail import read_tail
 
 if TYPE_CHECKING:
@@ -366,7 +368,7 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         self._turns.painted()
 
     def on_redraw_wanted(self, message: RedrawWanted) -> None:
-        self._dirty.add(message.part)
+        self.mark_dirty(message.part)
 
     def on_layout_changed(self, message: LayoutChanged) -> None:
         self._dirty |= PANES

@@ -151,23 +151,23 @@ class RedrawTurns:
 
     def __init__(self) -> None:
         self._waiting: list[str] = []
-        self._unpainted = 0  # flushes since a heavy pane was handed out and not yet painted
+        self._flushes_since_handout: int | None = None  # None: no heavy redraw waits to be painted
 
     def painted(self) -> None:
-        self._unpainted = 0
+        self._flushes_since_handout = None
 
     def take(self, dirty: set[str]) -> tuple[set[str], set[str]]:
         """(redraw now, still dirty after this flush)."""
         heavy = [pane for pane in self._waiting if pane in dirty]
         heavy += [pane for pane in HEAVY_PANES if pane in dirty and pane not in heavy]
-        busy = 0 < self._unpainted <= self.MAX_UNPAINTED_FLUSHES
-        if self._unpainted:
-            self._unpainted += 1
+        if self._flushes_since_handout is not None:
+            self._flushes_since_handout += 1
+        busy = self._flushes_since_handout is not None and self._flushes_since_handout <= self.MAX_UNPAINTED_FLUSHES
         if busy:
             self._waiting = heavy
         else:
             self._waiting = heavy[1:]
-            self._unpainted = 1 if heavy else 0
+            self._flushes_since_handout = 0 if heavy else None
         later = set(self._waiting)
         return dirty - later, later
 

@@ -18,7 +18,7 @@ class Pane(Vertical):
     def on_state_updated(self, message: StateUpdated) -> None:
         if self.PARTS & message.dirty and self.is_mounted:
             self.render_view(message.view)
-            if self.PARTS & set(HEAVY_PANES):
+            if not self.PARTS.isdisjoint(HEAVY_PANES):
                 self.call_after_refresh(self.post_message, Painted())
 
     def render_view(self, view: View) -> None:
