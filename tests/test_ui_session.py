@@ -35,6 +35,19 @@ def events_of(session: Session) -> list:  # type: ignore[type-arg]
     return read_events(session.dir / EVENTS_FILE).events
 
 
+async def hold_runs_after_step_2(session: Session, tmp_path: Path) -> Path:
+    """Commit a script whose runs wait after step 2 while the returned file exists (unlink it to let them end)."""
+    script = session.workspace.path / "train_gpt.py"
+    hold = tmp_path / "hold"
+    hold.touch()
+    script.write_text(script.read_text().replace("import sys, time", f"import os, sys, time\nHOLD = {str(hold)!r}")
+                      .replace("        time.sleep(SLEEP_S)\n",
+                               "        while step >= 2 and os.path.exists(HOLD):\n            time.sleep(0.05)\n"
+                               "        time.sleep(SLEEP_S)\n"))
+    await session.commit_external_edit("held")
+    return hold
+
+
 async def ask(pilot, instruction: str = "") -> None:  # type: ignore[no-untyped-def]
     await pilot.press("s")
     await wait_until(pilot, lambda: isinstance(pilot.app.screen, TextPrompt), 5, "the instruction prompt")
@@ -178,14 +191,7 @@ async def test_quit_with_live_run_can_stop_it(tmp_path: Path) -> None:
 async def test_quit_right_after_a_run_ended_does_not_ask_about_it(tmp_path: Path) -> None:
     """The run's end is in the log but not yet folded (no flush since): q must see it, not offer to stop it."""
     session = new_session(tmp_path)
-    script = session.workspace.path / "train_gpt.py"
-    hold = tmp_path / "hold"  # while it exists, the run waits after step 2
-    hold.touch()
-    script.write_text(script.read_text().replace("import sys, time", f"import os, sys, time\nHOLD = {str(hold)!r}")
-                      .replace("        time.sleep(SLEEP_S)\n",
-                               "        while step >= 2 and os.path.exists(HOLD):\n            time.sleep(0.05)\n"
-                               "        time.sleep(SLEEP_S)\n"))
-    await session.commit_external_edit("held")
+    hold = await hold_runs_after_step_2(session, tmp_path)
     app = CopilotApp(session)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
@@ -244,14 +250,7 @@ def _walk(node):  # type: ignore[no-untyped-def]
 
 async def test_ctrl_c_in_runs_pane_cancels_and_resume_reattaches(tmp_path: Path) -> None:
     session = new_session(tmp_path)
-    script = session.workspace.path / "train_gpt.py"
-    hold = tmp_path / "hold"  # while it exists, a run waits after step 2: still live when the app quits
-    hold.touch()
-    script.write_text(script.read_text().replace("import sys, time", f"import os, sys, time\nHOLD = {str(hold)!r}")
-                      .replace("        time.sleep(SLEEP_S)\n",
-                               "        while step >= 2 and os.path.exists(HOLD):\n            time.sleep(0.05)\n"
-                               "        time.sleep(SLEEP_S)\n"))
-    await session.commit_external_edit("held")
+    hold = await hold_runs_after_step_2(session, tmp_path)  # still live when the app quits
     app = CopilotApp(session)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
