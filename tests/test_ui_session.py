@@ -188,24 +188,49 @@ async def test_quit_with_live_run_can_stop_it(tmp_path: Path) -> None:
     assert app.quit_choice == "stop"
 
 
+async def end_a_run_unseen(pilot, session: Session, hold: Path) -> str:  # type: ignore[no-untyped-def]
+    """Start a held run, stop the app's flush, let the run end and wait for its end in the log: the app's state
+    still shows it live. Returns its id."""
+    app = pilot.app
+    await pilot.press("r")
+    await wait_until(pilot, lambda: app.state.live_runs, 10, "a live run")
+    run_id = app.state.live_runs[0].run_id
+    assert app.flush_timer is not None
+    app.flush_timer.pause()  # nothing is folded from here until the key press
+    hold.unlink()
+    await wait_until(pilot, lambda: any(e.type == "run_finished" for e in events_of(session)), 30,
+                     "the run's end in the log")
+    assert app.state.runs[run_id].is_live  # the screen's state has not seen it yet
+    return run_id
+
+
 async def test_quit_right_after_a_run_ended_does_not_ask_about_it(tmp_path: Path) -> None:
-    """The run's end is in the log but not yet folded (no flush since): q must see it, not offer to stop it."""
     session = new_session(tmp_path)
     hold = await hold_runs_after_step_2(session, tmp_path)
     app = CopilotApp(session)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("r")
-        await wait_until(pilot, lambda: app.state.live_runs, 10, "a live run")
-        run_id = app.state.live_runs[0].run_id
-        assert app.flush_timer is not None
-        app.flush_timer.pause()  # nothing is folded from here until the key press
-        hold.unlink()
-        await wait_until(pilot, lambda: any(e.type == "run_finished" for e in events_of(session)), 30,
-                         "the run's end in the log")
-        assert app.state.runs[run_id].is_live  # the screen's state has not seen it yet
+        await end_a_run_unseen(pilot, session, hold)
         await pilot.press("q")
         await wait_until(pilot, lambda: app.closed or isinstance(app.screen, QuitModal), 10, "the app to quit")
         assert app.closed and app.quit_choice is None
+
+
+async def test_cancel_right_after_a_run_ended_says_no_run_is_training(tmp_path: Path) -> None:
+    session = new_session(tmp_path)
+    hold = await hold_runs_after_step_2(session, tmp_path)
+    app = CopilotApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")  # the runs pane, where ctrl+c cancels
+        await end_a_run_unseen(pilot, session, hold)
+        before = len(notifications(app))
+        await pilot.press("ctrl+c")
+
+        def said() -> list[str]:
+            return [m for m in notifications(app)[before:] if "no run is training" in m or "cancelling" in m]
+
+        await wait_until(pilot, said, 10, "what ctrl+c says")
+        assert said() == ["no run is training"], notifications(app)[before:]
+        await pilot.press("q")
 
 
 async def test_goto_undo_and_branch_from_history(tmp_path: Path) -> None:

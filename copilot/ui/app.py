@@ -138,6 +138,14 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
                 return screen if screen.is_mounted else None
         return None
 
+    def live_run_ids(self) -> list[str]:
+        """The runs training now, with what has arrived folded first: an action that asks about live runs must
+        not offer one whose end is already logged but not yet flushed (quit once waited on such a question)."""
+        if self.session is None:
+            return []
+        self.flush()
+        return [run.run_id for run in self.state.live_runs]
+
     def mark_dirty(self, *panes: str) -> None:
         self._dirty.update(panes)
 

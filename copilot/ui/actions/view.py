@@ -31,8 +31,7 @@ class ViewActions:
         self.push_screen(HelpScreen())
 
     def action_quit_session(self: Any) -> None:
-        self.flush()  # a run that ended since the last flush must not be asked about
-        live = [r.run_id for r in self.state.live_runs] if self.session is not None else []
+        live = self.live_run_ids()
         if not live:
             self.call_later(self.close_and_exit, False)
             return

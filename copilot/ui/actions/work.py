@@ -123,7 +123,7 @@ class WorkActions:
         if getattr(self, "_measuring_baseline", False):
             self.notify("the baseline is being measured already", severity="warning")
             return
-        if self.state.live_runs:
+        if self.live_run_ids():
             self.notify("a run is training: time the baseline when the machine is idle (runs would slow each other)",
                         severity="warning")
             return
@@ -180,7 +180,7 @@ class WorkActions:
     def action_cancel_run(self: Any) -> None:
         if self.need_session() is None:
             return
-        live = [r.run_id for r in self.state.live_runs]
+        live = self.live_run_ids()
         run_id = self.ui.selected_run if self.ui.selected_run in live else (live[-1] if live else None)
         if run_id is None:
             self.notify("no run is training", severity="warning")
