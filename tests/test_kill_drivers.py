@@ -17,6 +17,7 @@ import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -140,6 +141,14 @@ def _alive(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] not in "ZX"
 
 
+def _wait_showing_screen(tmux: Tmux, predicate: Callable[[], object], what: str) -> None:
+    """wait_for, with the app's screen in the failure: what it showed instead is the first clue."""
+    try:
+        wait_for(predicate, what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the screen was:\n{tmux.screen()}") from None
+
+
 def open_next(opener: str, session_dir: Path, run_dir: Path, env: dict[str, str], tmp_path: Path,
               tmux: Tmux) -> str:
     """Open the session with `opener` until the run's end is recorded; returns what it printed."""
@@ -169,16 +178,11 @@ def open_next(opener: str, session_dir: Path, run_dir: Path, env: dict[str, str]
         return printed + result.stdout
     done = tmp_path / "opener.done"
     _in_tmux(tmux, env, "start", "--resume", sid, "--session-dir", sessions, done=done)
-    try:
-        wait_for(lambda: has_event(session_dir, "run_finished", run_id=run_dir.name), "the app to record the end")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}; the screen was:\n{tmux.screen()}") from None
+    _wait_showing_screen(tmux, lambda: has_event(session_dir, "run_finished", run_id=run_dir.name),
+                         "the app to record the end")
     tmux.wait_for("offline oracle")
     tmux("send-keys", "q")
-    try:
-        wait_for(done.exists, "the app to quit")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}; the screen was:\n{tmux.screen()}") from None
+    _wait_showing_screen(tmux, done.exists, "the app to quit")
     assert done.read_text().strip() == "0", tmux.screen()
     return tmux.screen()
 
