@@ -23,6 +23,8 @@ from textual.highlight import HighlightTheme
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from copilot.ui.widgets.steady_scrollbars import SteadyScrollbars
+
 TAB_SIZE = 4
 SLICE_S = 0.003  # the longest one slice of highlighting keeps the loop
 TOKENS_PER_LOOK = 64  # tokens lexed between looks at the clock (~1 ms)
@@ -78,7 +80,7 @@ def highlight_lines(text: str, language: str = "python") -> list[Content]:
     return result or []
 
 
-class CodeView(ScrollView, can_focus=True):
+class CodeView(SteadyScrollbars, ScrollView, can_focus=True):
     """Shows `text` with line numbers; `mark_lines` highlights a range of lines and scrolls it to the middle."""
 
     COMPONENT_CLASSES = {"code-view--gutter", "code-view--marked"}

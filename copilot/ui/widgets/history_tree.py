@@ -9,6 +9,7 @@ from textual.widgets.tree import TreeNode
 
 from copilot.core.session.projection import CommitView, RunView, SessionState
 from copilot.ui.widgets.run_table import short_run_id
+from copilot.ui.widgets.steady_scrollbars import SteadyScrollbars
 
 PROVENANCE_MARK = {"ai": "ai", "human": "you", "ai+human-edit": "ai+you", "revert": "undo", "start": "record"}
 
@@ -64,7 +65,7 @@ def node_text(state: SessionState, sha: str) -> str | None:
     return f"{node.label} · {phase}"
 
 
-class HistoryTree(Tree[str]):
+class HistoryTree(SteadyScrollbars, Tree[str]):
     """Node data is the commit sha (runs: None); `sync` rebuilds the tree when commits, runs or HEAD changed."""
 
     DEFAULT_CSS = """

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from textual.widgets import Log
 
+from copilot.ui.widgets.steady_scrollbars import SteadyScrollbars
+
 MAX_LINES = 2000
 # lines written to the log pane per flush (10 a second): writing 2,000 at once stalled the loop ~100 ms;
 # a burst is shown within a second, every line kept
@@ -87,7 +89,7 @@ class LogBuffers:
         return batch
 
 
-class LogTail(Log):
+class LogTail(SteadyScrollbars, Log):
     """A `Log` showing one run's tail; `show_run` swaps runs, `write_batch` appends a flush's worth."""
 
     DEFAULT_CSS = """

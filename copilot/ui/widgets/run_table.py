@@ -9,6 +9,7 @@ from textual.widgets import DataTable
 
 from copilot.core.research.speedup import speedup_text
 from copilot.core.session.projection import RunView
+from copilot.ui.widgets.steady_scrollbars import SteadyScrollbars
 
 _RUN_ID = re.compile(r"^r-\d{8}-(\d{6})-(\w+)$")
 COLUMNS = ("run", "commit", "status", "step", "val loss", "train time", "to target", "vs record")
@@ -55,7 +56,7 @@ def run_row(run: RunView, record_time_s: float | None, baseline: str = "catalogu
             fmt_seconds(train_ms), to_target, versus)
 
 
-class RunTable(DataTable):
+class RunTable(SteadyScrollbars, DataTable):
     """One row per run, keyed by run id; `sync` adds new rows and rewrites changed cells only."""
 
     DEFAULT_CSS = """
