@@ -229,6 +229,20 @@ async def test_external_scancel_is_reported_cancelled(runner: SlurmRunner, clust
     assert result.error_tail[-1] == f"SLURM job {handle.job_id} was cancelled (scancel)"
 
 
+async def test_a_job_with_no_exit_file_ends_no_earlier_than_its_last_output(runner: SlurmRunner,
+                                                                              tmp_path: Path) -> None:
+    """A job killed before its wrapper wrote `exit_code` ends at SLURM's EndTime, which is cut down to the
+    second and so could fall before the job's own start (a wall time of 0, seen under two hogs)."""
+    spec = shell_spec(tmp_path, "echo 'step:0/10 val_loss:4.0000 train_time:0ms step_avg:0.00ms'; echo last")
+    handle = runner.start(spec)
+    await until(lambda: (handle.run_dir / EXIT_CODE).exists(), what="the job's exit file")
+    await until(lambda: handle.job_state(refresh=True).ended, what="SLURM to record the job's end")
+    (handle.run_dir / EXIT_CODE).unlink()  # the fault: as if the job had been killed before its wrapper wrote it
+    last_output = (handle.run_dir / OUTPUT_LOG).stat().st_mtime
+    ended = handle.ended_at()
+    assert ended is not None and ended >= last_output >= handle.started_at
+
+
 async def test_node_failure_is_a_crash_with_a_reason(runner: SlurmRunner, cluster: SlurmCluster,
                                                      tmp_path: Path) -> None:
     spec = shell_spec(tmp_path, "echo ready; sleep 300")
