@@ -20,7 +20,9 @@ from copilot.cli._common import check_sessions_folder
 from copilot.core.errors import SpeedcopilotError
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or with `command` (a module's command name) only that command's part: a start
+    then imports one command module instead of all of them."""
     parser = argparse.ArgumentParser(
         prog="speedcopilot",
         description="A terminal co-pilot for human-AI ML speedrunning.",
@@ -28,14 +30,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"speedcopilot {__version__}")
     parser.add_argument("--debug", action="store_true", help="show stack traces on errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if module_info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{module_info.name}")
+    names = [m.name for m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name) if not m.name.startswith("_")]
+    if command is not None:
+        names = [n for n in names if n in (command, f"{command}_cmd")]
+    for name in names:
+        module = importlib.import_module(f"{__name__}.{name}")
         add_parser = getattr(module, "add_parser", None)
         if add_parser is not None:
             add_parser(subparsers)
     return parser
+
+
+def named_command(argv: Sequence[str]) -> str | None:
+    """The command `argv` names when only --debug comes before it; None otherwise (help, --version, no command,
+    an unknown name: those need the whole parser, whose help and errors list every command)."""
+    for arg in argv:
+        if arg == "--debug":
+            continue
+        if arg.startswith("-"):
+            return None
+        known = {m.name.removesuffix("_cmd") for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
+        return arg if arg in known else None
+    return None
 
 
 # The status a shell reports for a command killed by SIGPIPE (`git log | head` exits with it).
@@ -43,7 +59,8 @@ CLOSED_PIPE_STATUS = 128 + int(getattr(signal, "SIGPIPE", 13))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(named_command(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
