@@ -198,7 +198,10 @@ def test_a_disk_the_kernel_turns_read_only_mid_run_leaves_a_log_repair_makes_who
             fs_error(disk)  # ext4 reports an error: errors=remount-ro turns the disk read-only under open files
             assert driver.wait(timeout=DEADLINE_S) == 1
             line = one_error_line((tmp_path / "run.out").read_text())
-            assert "Read-only file system (EROFS)" in line and f"sessions repair {session_dir.name}" in line
+            # which errno the driver meets depends on when its write lands: ext4 aborts its journal, then marks
+            # itself read-only; a write in between gets EIO (seen once under load), one after it EROFS
+            assert ("Read-only file system (EROFS)" in line or "Input/output error (EIO)" in line), line
+            assert f"sessions repair {session_dir.name}" in line, line
             run_dir = run_dirs(session_dir)[0]
             pgid = run_group(run_dir)
             assert not group_gone(pgid)  # the driver stopped nothing

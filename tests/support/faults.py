@@ -89,7 +89,8 @@ def ext4_image(path: Path, image: Path, size_mb: int = 64) -> Iterator[Path]:
 
 
 def fs_error(mount_point: Path) -> None:
-    """Make the kernel report an ext4 error on this mount (the file system goes read-only, writers get EROFS)."""
+    """Make the kernel report an ext4 error on this mount (the file system goes read-only; writers get
+    EROFS, or EIO in the moment between the journal's abort and the read-only flag)."""
     source = subprocess.run(["findmnt", "-n", "-o", "SOURCE", str(mount_point)], capture_output=True, text=True,
                             check=True).stdout.strip()
     knob = Path("/sys/fs/ext4") / Path(source).name / "trigger_fs_error"
