@@ -30,9 +30,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"speedcopilot {__version__}")
     parser.add_argument("--debug", action="store_true", help="show stack traces on errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    names = [m.name for m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name) if not m.name.startswith("_")]
-    if command is not None:
-        names = [n for n in names if n in (command, f"{command}_cmd")]
+    modules = _command_modules()
+    names = [modules[command]] if command in modules else sorted(modules.values())
     for name in names:
         module = importlib.import_module(f"{__name__}.{name}")
         add_parser = getattr(module, "add_parser", None)
@@ -49,9 +48,13 @@ def named_command(argv: Sequence[str]) -> str | None:
             continue
         if arg.startswith("-"):
             return None
-        known = {m.name.removesuffix("_cmd") for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
-        return arg if arg in known else None
+        return arg if arg in _command_modules() else None
     return None
+
+
+def _command_modules() -> dict[str, str]:
+    """Command name -> module name: a module is named after its command (`_cmd` where the name is taken)."""
+    return {m.name.removesuffix("_cmd"): m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
 
 
 # The status a shell reports for a command killed by SIGPIPE (`git log | head` exits with it).
