@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,7 @@ from copilot.resources import records_dir
 from tests.support import agent as A
 from tests.support.fixture_track import RECORD_0, FixtureTrack
 from tests.support.openai_server import OpenAIServer, answer
-from tests.support.waiting import HANG_GUARD_S, until
+from tests.support.waiting import HANG_GUARD_S, until, wait_until
 
 
 def fixture_session(tmp_path: Path, provider=None, **options) -> Session:
@@ -347,15 +346,6 @@ def _kill_leftover_runs(sessions: Path) -> None:
             pass
 
 
-def _wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 @pytest.mark.slow
 def test_cli_auto_on_micro_with_oracle_killed_and_resumed(tmp_path: Path) -> None:
     from copilot.core.tracks.microdata import prepare_micro_data
@@ -376,7 +366,8 @@ def test_cli_auto_on_micro_with_oracle_killed_and_resumed(tmp_path: Path) -> Non
             return commit is not None and any(e.get("commit") == commit
                                               for e in A.of_type(dirs[0].parent, "run_started"))
 
-        assert _wait_for(node1_running, 90), proc.stdout.read1().decode() if proc.poll() is not None else ""
+        wait_until(lambda: node1_running() or proc.poll() is not None, "node 1's run to start, or the CLI to exit")
+        assert node1_running(), proc.stdout.read1().decode() if proc.poll() is not None else ""
         proc.kill()  # SIGKILL: no clean-up at all; node 1's run keeps going in its own process group
         proc.wait(timeout=10)
         session_dir = next(sessions.glob("*/events.jsonl")).parent
