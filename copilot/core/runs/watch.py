@@ -26,7 +26,7 @@ from copilot.core.runs.logparse import LogParser
 from copilot.core.runs.metrics import MetricPoint
 
 READ_CHUNK = 1 << 20  # bytes per read of the part before from_offset (parsed without callbacks)
-LIVE_CHUNK = 1 << 16  # bytes per read while tailing (~1,500 lines): the loop gets a turn between chunks
+LIVE_CHUNK = 1 << 14  # bytes per read while tailing (~400 lines of a training log): the loop gets a turn between chunks
 
 # -- watching --------------------------------------------------------------------------------------------
 

@@ -53,10 +53,20 @@ class LogBuffers:
         self.total = 0
 
     def append(self, run_id: str, line: str) -> None:
-        line = fold_cr(line.rstrip("\n"))
+        """One output line. Called for every line a run prints, on the event loop: a 100k-line burst makes
+        this the loop's hottest path, so no new deque per call (setdefault's default is built every time)."""
+        line = line.rstrip("\n")
+        if "\r" in line:
+            line = fold_cr(line)
         with self._lock:
-            self._lines.setdefault(run_id, deque(maxlen=self.max_lines)).append(line)
-            self._pending.setdefault(run_id, deque(maxlen=self.max_lines)).append(line)
+            kept = self._lines.get(run_id)
+            if kept is None:
+                kept = self._lines[run_id] = deque(maxlen=self.max_lines)
+            pending = self._pending.get(run_id)
+            if pending is None:
+                pending = self._pending[run_id] = deque(maxlen=self.max_lines)
+            kept.append(line)
+            pending.append(line)
             self.total += 1
 
     def seed(self, run_id: str, lines: list[str]) -> None:
