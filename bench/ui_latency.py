@@ -8,6 +8,7 @@ real session of the fixture track (tiny Python "training" scripts, real git, rea
            guard, run start, run, score
   burst    a run that prints 100,000 lines at once (tail, scrub, the log pane, the flush)
   script   a one-line commit to a 2,400-line script (the size of today's record): reload, highlight, draw
+  diff     `d` (the script's diff against the start) on such a script changed in 400 places: a 3,202-line diff
   repaint  (the floor, outside the goal) five full repaints of the populated screen by Textual, nothing else
 
 A ticker coroutine sleeps 5 ms in a loop on the app's loop and records how late it wakes; the worst lateness is
@@ -165,6 +166,19 @@ async def script_scenario(app: CopilotApp, session: Session, pilot: Any) -> None
     return await ticker.stop()
 
 
+async def diff_scenario(app: CopilotApp, session: Session, pilot: Any) -> None:
+    """`d` on a record-sized script changed in 400 places since the start: a 3,202-line diff."""
+    await commit_script(session, lambda t: t + "\n\n" + _filler(2400).replace("  # a comment", "  # changed"))
+    await until(lambda: app.ui.diff_text.count("\n") > 2000, "the long diff computed")
+    await pilot.pause(1.0)  # the script's first highlighting is not what is measured
+    ticker = Ticker()
+    ticker.start()
+    await pilot.press("d")
+    await until(lambda: app.screen.show_diff_scroll(), "the diff on screen")
+    await pilot.pause(1.0)  # its layout and first paint
+    return await ticker.stop()
+
+
 async def repaint_scenario(app: CopilotApp, session: Session, pilot: Any) -> None:
     """The floor: Textual repainting the whole populated screen (what a focus change or a resize costs),
     with nothing of ours running. Not one of the goal's scenarios; it shows how much of a stall is the toolkit's."""
@@ -182,7 +196,8 @@ async def repaint_scenario(app: CopilotApp, session: Session, pilot: Any) -> Non
 
 
 SCENARIOS: dict[str, Callable[..., Awaitable[Any]]] = {
-    "cancel": cancel_scenario, "agent": agent_scenario, "burst": burst_scenario, "script": script_scenario}
+    "cancel": cancel_scenario, "agent": agent_scenario, "burst": burst_scenario, "script": script_scenario,
+    "diff": diff_scenario}
 FLOOR: dict[str, Callable[..., Awaitable[Any]]] = {"repaint": repaint_scenario}
 
 

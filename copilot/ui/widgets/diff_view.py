@@ -5,9 +5,12 @@ from __future__ import annotations
 import difflib
 from typing import Iterable
 
+from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
+from textual.strip import Strip
 from textual.widget import Widget
+
+KINDS = ("added", "removed", "context", "hunk", "header")
 
 
 def hunk_diff_lines(search: str, replace: str, context: int = 3) -> list[str]:
@@ -66,6 +69,8 @@ class DiffView(Widget):
     def __init__(self, lines: list[str] | None = None, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._lines: list[str] = list(lines or [])
+        self._rows_cache: tuple[int, list[tuple[str, str]]] | None = None
+        self._styles_by_kind: tuple[str, dict[str, Style]] | None = None
 
     @property
     def lines(self) -> list[str]:
@@ -75,34 +80,45 @@ class DiffView(Widget):
         if lines == self._lines:
             return  # a re-layout of the screen costs tens of ms: only when the lines change
         self._lines = list(lines)
+        self._rows_cache = None
         self.refresh(layout=True)
 
     def _rows(self, width: int) -> list[tuple[str, str]]:
-        """(text, kind) per screen row: long lines wrap with a two-space continuation indent."""
+        """(text, kind) per screen row, padded to the width: long lines wrap with a two-space continuation
+        indent. Cached per width until the lines change."""
         width = max(4, width)
+        if self._rows_cache is not None and self._rows_cache[0] == width:
+            return self._rows_cache[1]
         rows: list[tuple[str, str]] = []
         for line in self._lines or ["(no changes)"]:
             kind = line_kind(line)
             text = line.expandtabs(4)
-            rows.append((text[:width], kind))
+            rows.append((text[:width].ljust(width), kind))
             rest = text[width:]
             while rest:
-                rows.append(("  " + rest[: width - 2], kind))
+                rows.append(("  " + rest[: width - 2].ljust(width - 2), kind))
                 rest = rest[width - 2:]
+        self._rows_cache = (width, rows)
         return rows
 
     def get_content_height(self, container, viewport, width: int) -> int:  # type: ignore[override]
         return len(self._rows(width))
 
-    def render(self) -> Text:
-        width = max(4, self.size.width)
-        styles: dict[str, Style] = {
-            kind: self.get_component_rich_style(f"diff--{kind}")
-            for kind in ("added", "removed", "context", "hunk", "header")
-        }
-        text = Text(no_wrap=True, overflow="crop")
-        for number, (row, kind) in enumerate(self._rows(width)):
-            if number:
-                text.append("\n")
-            text.append(row.ljust(width), styles[kind])
-        return text
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles_by_kind = None  # a theme change or a CSS reload
+
+    def _style(self, kind: str) -> Style:
+        key = self.app.theme
+        if self._styles_by_kind is None or self._styles_by_kind[0] != key:
+            self._styles_by_kind = (key, {name: self.get_component_rich_style(f"diff--{name}") for name in KINDS})
+        return self._styles_by_kind[1][kind]
+
+    def render_line(self, y: int) -> Strip:
+        # a line API, not render(): a Text of the whole diff went through Rich's layout at every paint of the card
+        rows = self._rows(self.size.width)
+        if y >= len(rows):
+            return Strip.blank(self.size.width, self.rich_style)
+        text, kind = rows[y]
+        style = self._style(kind)
+        return Strip([Segment(text, style)]).crop_extend(0, self.size.width, style)  # by cells: wide characters
