@@ -79,6 +79,12 @@ def test_log_buffers_bound_lines_and_hand_out_pending_once() -> None:
     assert buffers.total == 251
 
 
+def test_log_buffers_keep_what_a_terminal_shows_of_a_progress_line() -> None:
+    buffers = LogBuffers()
+    buffers.append("r1", "step 1/3\rstep 2/3\rstep 3/3\r\n")
+    assert buffers.lines("r1") == ["step 3/3"] and buffers.take_pending("r1") == ["step 3/3"]
+
+
 def test_a_burst_reaches_the_pane_in_batches_oldest_first_with_every_kept_line() -> None:
     buffers = LogBuffers(max_lines=100)
     for i in range(230):
