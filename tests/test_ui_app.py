@@ -344,3 +344,19 @@ async def test_pinned_runs_stay_on_the_chart() -> None:
         await wait_until(pilot, lambda: app.ui.selected_run == "r2", what="r2 selected")
         await wait_until(pilot, lambda: {x.label for x in chart.series if x.kind == "val"} == {"r1 val", "r2 val"},
                          what="both runs on the chart")
+
+
+async def test_new_runs_fill_the_run_table_without_moving_the_log_tail() -> None:
+    app = CopilotApp(state=sample_state(finished_run=False, with_suggestion=False))
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.screen.query_one(RunTable)
+        tail = app.screen.query_one("#log-tail", Log)
+        await wait_until(pilot, lambda: tail.region.height > 0 and app.flushes > 0 and not app.redraw_pending(),
+                         what="the runs pane drawn")
+        await pilot.pause()
+        empty = (table.region, tail.region)
+        for number in range(1, 8):  # more runs than the table shows: it scrolls
+            next_event(app, s.RunStarted(run_id=f"r{number}", commit="c" * 40, command=["python"], runner="local"))
+            await wait_until(pilot, lambda: table.row_count == number, what=f"run {number} in the table")
+            await pilot.pause()
+            assert (table.region, tail.region) == empty  # a fixed table: no layout pass moves the tail

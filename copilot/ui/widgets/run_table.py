@@ -60,7 +60,7 @@ class RunTable(SteadyScrollbars, DataTable):
     """One row per run, keyed by run id; `sync` adds new rows and rewrites changed cells only."""
 
     DEFAULT_CSS = """
-    RunTable { height: auto; max-height: 10; }
+    RunTable { height: 6; }
     """
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
