@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.widgets import DataTable
 
 from copilot.core.session.replay import ReplayPlayer
 from copilot.ui.app import CopilotApp
@@ -42,6 +43,11 @@ async def _settled(pilot: Any) -> None:
     app.flush()
     await wait_until(pilot, lambda: not app.redraw_pending(), what="every pane redrawn (they take turns)")
     await pilot.pause()  # the panes handle the last StateUpdated
+    # a DataTable measures its columns when its queue runs empty (on Idle): on a loaded machine that came after
+    # the capture, and the run table was drawn with the widths of its rows before the last ones
+    await wait_until(pilot, lambda: not any(table._updated_cells or table._require_update_dimensions
+                                            for table in app.screen.query(DataTable)), what="the tables measured")
+    await pilot.pause()
     await pilot.wait_for_scheduled_animations()
 
 
