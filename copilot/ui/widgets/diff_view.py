@@ -10,7 +10,7 @@ from rich.style import Style
 from textual.strip import Strip
 from textual.widget import Widget
 
-KINDS = ("added", "removed", "context", "hunk", "header")
+KINDS = ("added", "removed", "context", "hunk", "header", "note")
 
 
 def hunk_diff_lines(search: str, replace: str, context: int = 3) -> list[str]:
@@ -52,7 +52,7 @@ def diff_stats(lines: Iterable[str]) -> tuple[int, int]:
 class DiffView(Widget):
     """Renders unified-diff lines; added/removed lines get full-width muted success/error backgrounds."""
 
-    COMPONENT_CLASSES = {"diff--added", "diff--removed", "diff--context", "diff--hunk", "diff--header"}
+    COMPONENT_CLASSES = {"diff--added", "diff--removed", "diff--context", "diff--hunk", "diff--header", "diff--note"}
 
     DEFAULT_CSS = """
     DiffView {
@@ -63,6 +63,7 @@ class DiffView(Widget):
         & > .diff--context { color: $text-muted; }
         & > .diff--hunk { color: $accent; text-style: bold; }
         & > .diff--header { color: $primary; text-style: bold; }
+        & > .diff--note { color: $text-muted; }
     }
     """
 
@@ -80,8 +81,7 @@ class DiffView(Widget):
         if lines == self._lines:
             return  # a re-layout of the screen costs tens of ms: only when the lines change
         self._lines = list(lines)
-        self._rows_cache = None
-        self.refresh(layout=True)
+        self._forget_rows()
 
     def _rows(self, width: int) -> list[tuple[str, str]]:
         """(text, kind) per screen row, padded to the width: long lines wrap with a two-space continuation
@@ -98,8 +98,18 @@ class DiffView(Widget):
             while rest:
                 rows.append(("  " + rest[: width - 2].ljust(width - 2), kind))
                 rest = rest[width - 2:]
+        rows += self._rows_after(width)
         self._rows_cache = (width, rows)
         return rows
+
+    def _rows_after(self, width: int) -> list[tuple[str, str]]:
+        """Rows drawn under the diff, (text padded to the width, kind); a subclass adds its own."""
+        return []
+
+    def _forget_rows(self) -> None:
+        """What the rows show changed without the lines changing: lay them out again."""
+        self._rows_cache = None
+        self.refresh(layout=True)
 
     def get_content_height(self, container, viewport, width: int) -> int:  # type: ignore[override]
         return len(self._rows(width))

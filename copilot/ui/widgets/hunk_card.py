@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import re
+import textwrap
 
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import Static
 
 from copilot.core.edits import Hunk
 from copilot.core.session.schema import HunkDecision
@@ -42,8 +40,9 @@ def card_lines(hunk: Hunk, decision: HunkDecision | None, preview: Preview | Non
     return renumber(hunk_diff_lines(hunk.search, replace or ""), preview.first_line if preview else None)
 
 
-class HunkCard(Vertical, can_focus=True):
-    """Focusable card; the focused card is the one `a`/`x`/`e`/`f` act on."""
+class HunkCard(DiffView, can_focus=True):
+    """Focusable card; the focused card is the one `a`/`x`/`e`/`f` act on. One widget that draws its diff and the
+    human's feedback by line, so a suggestion's cards add one widget each to every layout pass, not three."""
 
     BINDINGS = [
         Binding("enter", "app.apply", "Apply", show=False),
@@ -62,23 +61,18 @@ class HunkCard(Vertical, can_focus=True):
     HunkCard.-accept { border-title-color: $success; }
     HunkCard.-reject { border-title-color: $error; }
     HunkCard.-edit { border-title-color: $warning; }
-    HunkCard > .hunk-note { color: $text-muted; height: auto; }
     """
 
     def __init__(self, hunk: Hunk, total: int, recorded: HunkDecision | None = None,
                  staged: HunkDecision | None = None, preview: Preview | None = None) -> None:
-        super().__init__(classes=f"hunk-{hunk.index}")  # no id: a re-render may overlap the old cards' removal
         self.hunk = hunk
         self.total = total
         self.recorded = recorded
         self.staged = staged
         self.preview = preview
-        self._diff = DiffView(self._lines())
-        self._note = Static("", classes="hunk-note")
-
-    def compose(self) -> ComposeResult:
-        yield self._diff
-        yield self._note
+        self._feedback = ""
+        # no id: a re-render may overlap the old cards' removal
+        super().__init__(card_lines(hunk, self.decision, preview), classes=f"hunk-{hunk.index}")
 
     def on_mount(self) -> None:
         self._refresh_labels()
@@ -88,18 +82,20 @@ class HunkCard(Vertical, can_focus=True):
         """The recorded decision first (it is final), else the staged one."""
         return self.recorded or self.staged
 
-    def _lines(self) -> list[str]:
-        return card_lines(self.hunk, self.decision, self.preview)
-
     def update_card(self, recorded: HunkDecision | None, staged: HunkDecision | None, preview: Preview | None) -> None:
         if (recorded, staged, preview) == (self.recorded, self.staged, self.preview):
             return
         self.recorded, self.staged, self.preview = recorded, staged, preview
-        self._diff.set_lines(self._lines())
+        self.set_lines(card_lines(self.hunk, self.decision, self.preview))
         self._refresh_labels()
 
+    def _rows_after(self, width: int) -> list[tuple[str, str]]:
+        if not self._feedback:
+            return []
+        return [(line.ljust(width), "note") for line in textwrap.wrap(self._feedback, width) or [""]]
+
     def _refresh_labels(self) -> None:
-        added, removed = diff_stats(self._lines())
+        added, removed = diff_stats(self.lines)
         decision = self.decision
         action = decision.action if decision else None
         label = DECISION_LABELS.get(action or "", "undecided")
@@ -115,8 +111,10 @@ class HunkCard(Vertical, can_focus=True):
         for name in ("accept", "reject", "edit"):
             self.set_class(action == name, f"-{name}")
         feedback = decision.feedback if decision else None
-        self._note.update(f"feedback: {feedback}" if feedback else "")
-        self._note.display = bool(feedback)
+        text = f"feedback: {feedback}" if feedback else ""
+        if text != self._feedback:
+            self._feedback = text
+            self._forget_rows()
 
     def on_focus(self) -> None:
         self.post_message(self.Selected(self.hunk.index))
