@@ -25,6 +25,7 @@ from copilot.core.runs.slurm import (
     SlurmRunner,
     SlurmTarget,
     parse_scontrol,
+    scancel_came_too_late,
 )
 from copilot.core.tracks.microdata import micro_dir, prepare_micro_data
 from copilot.resources import records_dir
@@ -119,6 +120,21 @@ def test_parse_scontrol_line() -> None:
         "NODE_FAIL", "NodeDown", -9, "localnode", "00:01:00")
     assert state.end is None and state.start == time.mktime(time.strptime("2026-12-01T09:08:18", "%Y-%m-%dT%H:%M:%S"))
     assert state.ended and not state.pending and not state.running
+
+
+def test_a_scancel_that_came_too_late_is_no_error_but_a_refused_one_is() -> None:
+    """Stopping a run at its target while its command ends by itself: scancel then fails, which must not fail the
+    run (seen under two hogs at 1138a2b: exit status 229 with nothing on stderr, and the agent stopped with
+    `baseline_failed`). Outputs as the real scancel gives them (slurm-wlm 22.05)."""
+    def out(rc: int, stderr: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(["scancel"], rc, "", stderr)
+
+    too_late = [out(229), out(1, "scancel: error: Kill job error on job id 13: Invalid job id specified\n"),
+                out(1, "scancel: error: Kill job error on job id 7: Job/step already completing or completed\n")]
+    assert all(scancel_came_too_late(o, command_ended=False) for o in too_late)
+    refused = out(1, "scancel: error: Kill job error on job id 7: Access/permission denied\n")
+    assert not scancel_came_too_late(refused, command_ended=False)
+    assert scancel_came_too_late(refused, command_ended=True)  # the command is over: nothing is left to stop
 
 
 def test_no_sbatch_is_one_clear_line(tmp_path: Path) -> None:

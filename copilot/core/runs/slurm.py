@@ -82,6 +82,16 @@ SCHEDULER_OUTCOMES: dict[str, tuple[Outcome, str]] = {
     "FAILED": (Outcome.CRASHED, "SLURM job {job} failed ({reason}) without recording an exit status"),
 }
 _ALREADY_OVER = ("already completing or completed", "invalid job id", "job has already finished")
+# scancel's exit status for ESLURM_ALREADY_DONE (2021, "Job/step already completing or completed"), which it
+# exits with as its low byte and does not print unless verbose: seen for a job whose command had just ended
+_ALREADY_DONE_STATUS = 2021 & 0xFF
+
+
+def scancel_came_too_late(out: subprocess.CompletedProcess[str], command_ended: bool) -> bool:
+    """Whether a failed scancel only says the job was over (or ending) anyway, which is what it was asked for."""
+    if out.returncode == _ALREADY_DONE_STATUS or any(s in error_text(out).lower() for s in _ALREADY_OVER):
+        return True
+    return command_ended
 
 # The job script. The environment SLURM gives the job is cleared except for what describes the allocation;
 # then the run's variables are exported. {env} and {command} are generated, shell-quoted lines.
@@ -542,7 +552,7 @@ class SlurmRunHandle(RunHandle):
         self._check_scancel(self.tools.run("scancel", self.job_id))
 
     def _check_scancel(self, out: subprocess.CompletedProcess[str]) -> None:
-        if out.returncode != 0 and not any(s in error_text(out).lower() for s in _ALREADY_OVER):
+        if out.returncode != 0 and not scancel_came_too_late(out, (self.run_dir / EXIT_CODE).exists()):
             raise RunError(f"scancel of SLURM job {self.job_id} (run {self.run_id}) failed: {error_text(out)}")
 
     def scheduler_outcome(self) -> tuple[Outcome, str] | None:
