@@ -125,7 +125,8 @@ def test_parse_scontrol_line() -> None:
 def test_a_scancel_that_came_too_late_is_no_error_but_a_refused_one_is() -> None:
     """Stopping a run at its target while its command ends by itself: scancel then fails, which must not fail the
     run (seen under two hogs at 1138a2b: exit status 229 with nothing on stderr, and the agent stopped with
-    `baseline_failed`). Outputs as the real scancel gives them (slurm-wlm 22.05)."""
+    `baseline_failed`). The first two outputs were seen from the real scancel here (slurm-wlm 22.05), the
+    others are scancel's own messages for those errors."""
     def out(rc: int, stderr: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.CompletedProcess(["scancel"], rc, "", stderr)
 
