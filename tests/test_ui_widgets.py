@@ -15,8 +15,8 @@ from copilot.ui.widgets.diff_view import diff_stats, hunk_diff_lines, line_kind,
 from copilot.ui.widgets.history_tree import run_summary
 from copilot.ui.widgets.log_tail import LogBuffers, fold_cr, read_tail
 from copilot.ui.widgets.loss_chart import downsample, project_time_to_target
-from copilot.ui.widgets.run_table import run_row
-from tests.support.ui import sample_events
+from copilot.ui.widgets.run_table import RunTable, run_row
+from tests.support.ui import sample_events, wait_until
 
 
 def test_downsample_bounds_points_keeps_ends_and_spikes() -> None:
@@ -115,6 +115,27 @@ def test_run_row_and_history_summary_from_projection() -> None:
     assert row[6] == "1.5s" and row[7] == "8.3× faster (cat.)"  # 12.5 s catalogue record time / 1.5 s
     assert run_row(live, state.record_time_s)[2] == "running"
     assert "r1: ✓ target in 1.5s" in run_summary([done]) and "r2: running" in run_summary([live])
+
+
+async def test_a_row_drawn_before_the_table_measured_its_columns_is_redrawn_at_the_measured_widths() -> None:
+    """The run table's columns are measured when its queue runs empty; a row drawn before that (a loaded machine,
+    a frame between the flush and Idle) was kept at the header's widths: "reache" for "reached_target"."""
+    from textual.app import App, ComposeResult
+
+    class TableApp(App):
+        def compose(self) -> ComposeResult:
+            yield RunTable()
+
+    state = SessionState.from_events(sample_events(live_run=True))
+    app = TableApp()
+    async with app.run_test(size=(120, 8)) as pilot:
+        table = app.query_one(RunTable)
+        await wait_until(pilot, lambda: table.size.width > 0 and len(table.columns) == 8, what="the table mounted")
+        table.sync(list(state.runs.values()), state.record_time_s)
+        early = table.render_line(1).text  # drawn in the same turn as the rows were added: nothing measured yet
+        assert "reached_target" not in early
+        await wait_until(pilot, lambda: not table._require_update_dimensions, what="the columns measured")
+        assert "reached_target" in table.render_line(1).text and "bbbbbbb" in table.render_line(2).text
 
 
 def test_shipped_themes_load_with_chart_colours() -> None:

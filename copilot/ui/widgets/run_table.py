@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from rich.text import Text
 from textual.widgets import DataTable
+from textual.widgets.data_table import RowKey
 
 from copilot.core.research.speedup import speedup_text
 from copilot.core.session.projection import RunView
@@ -57,7 +59,12 @@ def run_row(run: RunView, record_time_s: float | None, baseline: str = "catalogu
 
 
 class RunTable(SteadyScrollbars, DataTable):
-    """One row per run, keyed by run id; `sync` adds new rows and rewrites changed cells only."""
+    """One row per run, keyed by run id; `sync` adds new rows and rewrites changed cells only.
+
+    Textual's DataTable (8.2.8) measures its columns later, when its queue runs empty, and keys the rows it has
+    drawn on a count that the measuring does not move (textual#3533): a row drawn between `add_row` and that
+    moment stayed drawn at the old widths ("reache" for "reached_target") until something else changed. So when
+    a measurement moves a column, the drawn rows are dropped."""
 
     DEFAULT_CSS = """
     RunTable { height: 6; }
@@ -66,10 +73,19 @@ class RunTable(SteadyScrollbars, DataTable):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=True)
         self._rows: dict[str, tuple[str, ...]] = {}
+        self._measured: tuple[int, ...] = ()  # the column widths the drawn rows were drawn at, once measured
 
     def on_mount(self) -> None:
         for name in COLUMNS:
             self.add_column(name, key=name)
+
+    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
+        super()._update_dimensions(new_rows)
+        widths = tuple(column.content_width for column in self.columns.values())
+        if widths != self._measured:
+            self._measured = widths
+            self._clear_caches()
+            self.refresh()
 
     def reset(self) -> None:
         """Drop every row (a replay seeking backwards)."""
