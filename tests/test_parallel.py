@@ -498,6 +498,7 @@ def _tree_labels(tree) -> list[str]:  # noqa: ANN001
 
 async def test_history_tree_and_runs_table_show_each_nodes_phase() -> None:
     from copilot.ui.app import CopilotApp
+    from copilot.ui.panes.history import HistoryPane
     from copilot.ui.widgets.history_tree import HistoryTree
     from copilot.ui.widgets.run_table import RunTable
     from tests.support.ui import C1, START, EventMaker, wait_until
@@ -527,7 +528,14 @@ async def test_history_tree_and_runs_table_show_each_nodes_phase() -> None:
         await wait_until(pilot, lambda: [table.get_row(r)[2].plain for r in ("r1", "r2")] == ["running", "queued"],
                          what="running and queued runs")
         assert table.get_row("r2")[1] == f"n2 {c2[:7]}"
+        # the history tab is not shown yet: its pane keeps the newest view and leaves the tree alone (every
+        # change to a Tree re-lays-out the whole screen, seen or not); showing the tab draws it
+        pane = app.screen.query_one(HistoryPane)
+        await wait_until(pilot, lambda: pane.pending_view is not None, what="the hidden history pane's view")
+        assert not _tree_labels(tree)
+        await pilot.press("5")
         await wait_until(pilot, lambda: any("node 2 · queued" in x for x in _tree_labels(tree)), what="node 2 queued")
+        assert pane.pending_view is None
         assert any("node 1 · running" in x for x in _tree_labels(tree))
         assert any("run r2: queued" in x for x in _tree_labels(tree))
         more = EventMaker()

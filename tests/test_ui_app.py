@@ -129,6 +129,32 @@ async def test_metric_events_reach_the_chart_and_its_projection() -> None:
         await wait_until(pilot, lambda: table.get_row("r2")[3] == "20/20", what="the step count")
 
 
+async def test_new_points_on_the_same_curves_redraw_the_chart_but_not_its_legend() -> None:
+    """The legend is a Static: rewriting it re-lays-out the whole screen. New points under the same labels and
+    colours leave it as drawn; a new curve (the projection, once there is a trend) rewrites it."""
+    app = app_for(live_run=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        chart = app.screen.query_one(LossChart)
+        await wait_until(pilot, lambda: chart._plot() is not None and any(x.label == "r2 val" for x in chart.series)
+                         and chart._drawn, what="the live run drawn")
+        legend = chart._plot().query_one("#legend")
+        rewrites: list[str] = []
+        update = legend.update
+        legend.update = lambda content="", **kw: (rewrites.append(str(content)), update(content, **kw))[1]
+        def train_points() -> int:
+            return len(next(x for x in chart.series if x.label == "r2 train").xs)
+
+        before = train_points()
+        for body in metric_points("r2", steps=20)[12:16]:  # train steps 11-14 only: the same curves, longer
+            next_event(app, body)
+        await wait_until(pilot, lambda: train_points() == before + 4 and chart._drawn, what="the new points drawn")
+        assert rewrites == []
+        for body in metric_points("r2", steps=20)[16:]:  # val points 15 and 20: a trend, so a projection curve
+            next_event(app, body)
+        await wait_until(pilot, lambda: any(x.kind == "projection" for x in chart.series), what="the projection")
+        await wait_until(pilot, lambda: any("projected" in r for r in rewrites), what="the legend rewritten")
+
+
 async def test_reference_curve_is_drawn_and_the_target_stays_inside_the_y_range() -> None:
     app = app_for(live_run=True)
     async with app.run_test(size=(160, 48)) as pilot:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.containers import Vertical
-from textual.widgets import Static
+from textual.widget import Widget
 
 from copilot.ui.view import HEAVY_PANES, Painted, StateUpdated, View
 
@@ -14,21 +12,31 @@ class Pane(Vertical):
     """A pane. `PARTS` are the dirty names it renders for (view.PANES)."""
 
     PARTS: frozenset[str] = frozenset()
+    # False: while the pane is out of sight (an inactive tab) it keeps the newest view and renders it when shown.
+    # For panes whose every change re-lays-out the whole screen even when hidden (Textual's Tree does).
+    RENDERS_OUT_OF_SIGHT = True
+
+    pending_view: View | None = None  # the newest view, kept while out of sight
 
     def on_state_updated(self, message: StateUpdated) -> None:
         if self.PARTS & message.dirty and self.is_mounted:
+            if not self.RENDERS_OUT_OF_SIGHT and self.out_of_sight:
+                self.pending_view = message.view
+                return
+            self.pending_view = None
             self.render_view(message.view)
             if not self.PARTS.isdisjoint(HEAVY_PANES):
                 self.call_after_refresh(self.post_message, Painted())
 
+    def on_show(self) -> None:
+        if self.pending_view is not None:
+            view, self.pending_view = self.pending_view, None
+            self.render_view(view)
+
+    @property
+    def out_of_sight(self) -> bool:
+        """Hidden by itself or by an ancestor (a tab not shown)."""
+        return any(not node.display for node in self.ancestors_with_self if isinstance(node, Widget))
+
     def render_view(self, view: View) -> None:
         raise NotImplementedError
-
-
-def show(widget: Static, content: Any, *, fixed_height: bool = False) -> None:
-    """Update a Static only when what it shows changes. Every update of a Static re-lays-out the screen
-    (~50 ms at 160×48 on a busy 2-core machine); a one-line widget of fixed height needs only a repaint."""
-    if getattr(widget, "_shown", None) == content:
-        return
-    widget._shown = content  # type: ignore[attr-defined]
-    widget.update(content, layout=not fixed_height)

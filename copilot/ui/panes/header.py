@@ -7,7 +7,7 @@ from textual.widgets import Static
 
 from copilot.core.session.projection import SessionState
 from copilot.ui.view import StateUpdated, View
-from copilot.ui.panes.base import show
+from copilot.ui.widgets.shown import show
 
 COMPACT_BELOW = 110
 

@@ -11,6 +11,7 @@ from copilot.ui.widgets.history_tree import HistoryTree
 
 class HistoryPane(Pane):
     PARTS = frozenset({"history"})
+    RENDERS_OUT_OF_SIGHT = False  # each rebuild or relabel of the tree re-lays-out the screen, seen or not
 
     def compose(self) -> ComposeResult:
         yield HistoryTree(id="history-tree")

@@ -9,7 +9,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from copilot.ui.panes.base import Pane, show
+from copilot.ui.panes.base import Pane
+from copilot.ui.widgets.shown import show
 from copilot.ui.view import View
 from copilot.ui.widgets.log_tail import LINES_PER_FLUSH, LogTail
 from copilot.ui.widgets.run_table import RunTable

@@ -6,7 +6,8 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from copilot.ui.panes.base import Pane, show
+from copilot.ui.panes.base import Pane
+from copilot.ui.widgets.shown import show
 from copilot.ui.view import View
 from copilot.ui.widgets.code_view import CodeView
 from copilot.ui.widgets.diff_view import DiffView

@@ -12,7 +12,8 @@ from textual.message import Message
 from textual.widgets import Static
 
 from copilot.core.session.projection import SuggestionView
-from copilot.ui.panes.base import Pane, show
+from copilot.ui.panes.base import Pane
+from copilot.ui.widgets.shown import show
 from copilot.ui.view import View
 from copilot.ui.widgets.hunk_card import HunkCard
 

@@ -20,6 +20,7 @@ from copilot.core.research.speedup import speedup_text
 from copilot.core.runs.metrics import MetricPoint
 from copilot.core.session.projection import RunView
 from copilot.ui.widgets.run_table import short_run_id
+from copilot.ui.widgets.shown import show
 
 
 def downsample(xs: list[float], ys: list[float], max_points: int) -> tuple[list[float], list[float]]:
@@ -171,11 +172,26 @@ def _plot_class() -> type:
                 else:
                     super()._rerender()
 
+            legend_drawn: tuple | None = None  # (shown, labels, styles) of the legend as drawn
+
+            def _update_legend(self) -> None:
+                # PlotWidget rewrites its legend (a Static: a layout of the whole screen) on every clear and
+                # every curve; LossChart redraws all curves at each new metric. Kept for draw_now, which
+                # rewrites it once, and only when a label or a colour changed.
+                if not self.drawing:
+                    self.legend_drawn = None
+                    super()._update_legend()
+
             def draw_now(self) -> None:
                 """Draw the curves onto the canvases here, not in the next frame: PlotWidget draws them when
                 the screen renders it, which put a chart redraw into the same frame as whatever else changed
                 (a new suggestion's cards), one long stall instead of two short ones."""
                 self.drawing = False
+                styles = [getattr(d, "line_style", None) or getattr(d, "marker_style", None) for d in self._datasets]
+                legend = (self.query_one("#legend").display, tuple(self._labels), tuple(map(str, styles)))
+                if legend != self.legend_drawn:
+                    super()._update_legend()
+                    self.legend_drawn = legend
                 self.render()
 
         _PLOT_CLASS = LossPlot
@@ -305,7 +321,7 @@ class LossChart(Vertical, can_focus=True):
             return
         caption = found.first(Static)
         if not runs:
-            _show(caption, "no runs selected: press r to train the current commit")
+            show(caption, "no runs selected: press r to train the current commit")
             return
         parts = []
         for run in runs[-3:]:
@@ -320,10 +336,5 @@ class LossChart(Vertical, can_focus=True):
                 versus = speedup_text(record_s, projected_s)
                 text += f", {versus}{mark})" if versus != "—" else ")"
             parts.append(text)
-        _show(caption, " · ".join(parts))
+        show(caption, " · ".join(parts))
 
-
-def _show(widget: Static, text: str) -> None:
-    if getattr(widget, "_shown", None) != text:  # an update re-lays-out the screen: only when it changes
-        widget._shown = text  # type: ignore[attr-defined]
-        widget.update(text)
