@@ -10,7 +10,7 @@ from tests.support.ui import wait_until
 
 
 class Caption(Static):
-    DEFAULT_CSS = "Caption { width: 30; height: auto; }"
+    DEFAULT_CSS = "Caption { height: auto; }"  # as the panes' captions: as wide as what holds them
 
     def __init__(self) -> None:
         super().__init__("")
@@ -28,7 +28,7 @@ class CaptionApp(App[None]):
 
 async def test_a_caption_is_laid_out_again_only_when_its_text_wraps_to_another_height() -> None:
     app = CaptionApp()
-    async with app.run_test(size=(40, 10)) as pilot:
+    async with app.run_test(size=(30, 10)) as pilot:
         caption = app.query_one(Caption)
         show(caption, "best val 3.4567")
         await wait_until(pilot, lambda: caption.size.height == 1 and "3.4567" in caption.render_line(0).text,
@@ -48,7 +48,7 @@ async def test_a_caption_is_laid_out_again_only_when_its_text_wraps_to_another_h
 
 async def test_a_fixed_height_line_is_never_laid_out_again() -> None:
     app = CaptionApp()
-    async with app.run_test(size=(40, 10)) as pilot:
+    async with app.run_test(size=(30, 10)) as pilot:
         caption = app.query_one(Caption)
         await wait_until(pilot, lambda: caption.size.width == 30, what="the caption laid out")
         before = caption.layouts

@@ -32,6 +32,7 @@ def _content_height(widget: Static) -> int | None:
     """The lines the widget's text wraps to at its width now; None where that cannot be known without a
     layout (not laid out yet, or a width that follows its text)."""
     width = widget.content_size.width
-    if not widget.is_mounted or width <= 0 or widget.styles.width is None or widget.styles.width.is_auto:
+    follows_text = widget.styles.width is not None and widget.styles.width.is_auto  # None: the container's width
+    if not widget.is_mounted or width <= 0 or follows_text:
         return None
     return widget.visual.get_height(widget.styles, width)
