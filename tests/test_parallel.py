@@ -499,6 +499,7 @@ def _tree_labels(tree) -> list[str]:  # noqa: ANN001
 async def test_history_tree_and_runs_table_show_each_nodes_phase() -> None:
     from copilot.ui.app import CopilotApp
     from copilot.ui.panes.history import HistoryPane
+    from copilot.ui.widgets.code_view import CodeView
     from copilot.ui.widgets.history_tree import HistoryTree
     from copilot.ui.widgets.run_table import RunTable
     from tests.support.ui import C1, START, EventMaker, wait_until
@@ -549,6 +550,20 @@ async def test_history_tree_and_runs_table_show_each_nodes_phase() -> None:
                          and any("node 2 · running" in x for x in _tree_labels(tree)), what="node 1 done, 2 running")
         # the runs pane redraws in its own turn (view.RedrawTurns), possibly a flush after the history tree
         await wait_until(pilot, lambda: table.get_row("r2")[2].plain == "running", what="run r2 running in the table")
+        # hidden again, a change waits; a scroll elsewhere (after which Textual sends no Show for a tab shown)
+        # must not keep it from the tree when the tab comes back
+        await pilot.press("2")
+        await wait_until(pilot, lambda: pane.out_of_sight, what="the script tab shown, history hidden")
+        app.ingest(more.add(s.RunFinished(run_id="r2", outcome="cancelled", reached_target=False, wall_time_s=2.0)))
+        await wait_until(pilot, lambda: pane.pending_view is not None, what="the hidden history pane's view")
+        code = app.screen.query_one(CodeView)
+        app.ui.script_text = "\n".join(f"line {i}" for i in range(300))
+        app.mark_dirty("script")
+        await wait_until(pilot, lambda: code.max_scroll_y > 0, what="the script long enough to scroll")
+        code.scroll_to(y=code.max_scroll_y // 2, animate=False)
+        await wait_until(pilot, lambda: code.scroll_y > 0, what="the script scrolled")
+        await pilot.press("5")
+        await wait_until(pilot, lambda: any("run r2: cancelled" in x for x in _tree_labels(tree)), what="r2 cancelled")
 
 
 # -- the console script: --parallel on the micro track, K local CPU slots --------------------------------------

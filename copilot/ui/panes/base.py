@@ -28,10 +28,15 @@ class Pane(Vertical):
             if not self.PARTS.isdisjoint(HEAVY_PANES):
                 self.call_after_refresh(self.post_message, Painted())
 
-    def on_show(self) -> None:
-        if self.pending_view is not None:
+    def render_pending(self) -> None:
+        """Render the view kept while out of sight, if the pane is in sight now. The screen calls it when a tab
+        is activated: Textual's Show event is not enough (after any scroll it is not sent for a tab shown)."""
+        if self.pending_view is not None and not self.out_of_sight:
             view, self.pending_view = self.pending_view, None
             self.render_view(view)
+
+    def on_show(self) -> None:
+        self.render_pending()
 
     @property
     def out_of_sight(self) -> bool:

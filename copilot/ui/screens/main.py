@@ -16,6 +16,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Static, TabbedContent, TabPane
 
+from copilot.ui.panes.base import Pane
 from copilot.ui.panes.chart import ChartPane
 from copilot.ui.panes.header import HeaderLine
 from copilot.ui.panes.history import HistoryPane
@@ -85,6 +86,10 @@ class MainScreen(Screen):
 
     def on_resize(self, event: Any) -> None:
         self._fit(event.size.width, event.size.height)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        for pane in event.pane.query(Pane):  # a pane that waited out of sight draws its newest view now
+            pane.render_pending()
 
     def _fit(self, width: int, height: int) -> None:
         self.wide = _is_wide(width, height)

@@ -172,7 +172,7 @@ def _plot_class() -> type:
                 else:
                     super()._rerender()
 
-            legend_drawn: tuple | None = None  # (shown, labels, styles) of the legend as drawn
+            legend_drawn: tuple | None = None  # (shown, labels, marks) of the legend as drawn
 
             def _update_legend(self) -> None:
                 # PlotWidget rewrites its legend (a Static: a layout of the whole screen) on every clear and
@@ -187,8 +187,9 @@ def _plot_class() -> type:
                 the screen renders it, which put a chart redraw into the same frame as whatever else changed
                 (a new suggestion's cards), one long stall instead of two short ones."""
                 self.drawing = False
-                styles = [getattr(d, "line_style", None) or getattr(d, "marker_style", None) for d in self._datasets]
-                legend = (self.query_one("#legend").display, tuple(self._labels), tuple(map(str, styles)))
+                marks = [(type(d).__name__, str(getattr(d, "line_style", None) or getattr(d, "marker_style", None)),
+                          getattr(d, "hires_mode", None)) for d in self._datasets]  # a point and a line differ
+                legend = (self.query_one("#legend").display, tuple(self._labels), tuple(marks))
                 if legend != self.legend_drawn:
                     super()._update_legend()
                     self.legend_drawn = legend
