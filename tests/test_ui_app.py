@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -335,6 +337,29 @@ async def test_errors_are_titled_for_a_person() -> None:
         titles = [n.title for n in app._notifications]
         assert titles == ["model unavailable", "run not started", "unexpected error: could not undo"]
         assert "--provider oracle" in list(app._notifications)[0].message
+
+
+async def test_a_worker_cancelled_before_it_starts_leaves_no_coroutine_unawaited(tmp_path: Path) -> None:
+    """As the app closes, Textual cancels a worker that may not have started yet. The worker is handed the function,
+    so no coroutine was made for it; were it handed `self._check_external_edit(...)`, that coroutine would be
+    collected un-awaited (a RuntimeWarning that the suite turns into an error)."""
+    session = live_session(tmp_path)
+    app = CopilotApp(session, clock=FakeClock())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.session is not None and app.ui.script_text != "", what="the session open")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            app.action_check_edits()
+            started = [worker for worker in app.workers if worker.name == "check_external_edit"]
+            assert len(started) == 1
+            started[0].cancel()  # in the same turn: its task has not taken a step
+            # a task cancelled before its first step never runs the worker's body, so its state is not updated;
+            # the manager lets it go when the task is done
+            await wait_until(pilot, lambda: started[0] not in list(app.workers), what="the worker gone")
+            del started  # the last reference to the worker and to what it was handed
+            gc.collect()
+        assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
+        await app.close_and_exit(False)
 
 
 async def test_decision_time_is_time_spent_on_each_hunk(tmp_path: Path) -> None:

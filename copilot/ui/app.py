@@ -14,6 +14,7 @@ import json
 import os
 import time
 from collections import deque
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
@@ -154,8 +155,13 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         turns, so one flush may leave some for the next). Tests and benches wait for this to turn False."""
         return bool(self._inbox or self._dirty or self._deltas or self.ui.logs.has_pending())
 
-    def start(self, work: Awaitable[Any], name: str, group: str = "default") -> Worker[Any]:
-        return self.run_worker(work, name=name, group=group, exit_on_error=False)
+    def start(self, work: Callable[[], Awaitable[Any]], name: str, group: str = "default") -> Worker[Any]:
+        """Run `work()` in a worker whose errors reach `on_worker_state_changed`. It takes the function, not a
+        coroutine: a worker cancelled before it starts (the app closing) then has made no coroutine to leak."""
+        async def run() -> Any:
+            return await work()
+
+        return self.run_worker(run, name=name, group=group, exit_on_error=False)
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def get_default_screen(self) -> MainScreen:
@@ -201,7 +207,7 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
                 return
             self.connect(session)
 
-        self.start(build(), "open", group="open")
+        self.start(build, "open", group="open")
 
     def connect(self, session: "Session") -> None:
         """Start rendering a live session: subscribe to its events and run lines, let its runs be watched,
@@ -219,9 +225,9 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         self._load_reference(session.track, session.state.record)
         self.use_driver(self._driver_for(session))
         self.offer_baseline()
-        self.start(self._load_script(), "script", group="script")
+        self.start(self._load_script, "script", group="script")
         if getattr(session.track, "name", "") == "nanogpt":
-            self.start(self._doctor(session), "doctor", group="doctor")
+            self.start(partial(self._doctor, session), "doctor", group="doctor")
         self._dirty |= PANES
         self.call_after_refresh(self.collector.start)  # the session and the panes are long-lived from here
 
@@ -357,7 +363,7 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
             self._drawn_cursor = (player.cursor, len(player.events))
             self._dirty |= PANES
             if head_moved:
-                self.start(self._load_replayed_script(replayed.head), "script", group="script")
+                self.start(partial(self._load_replayed_script, replayed.head), "script", group="script")
         self.ui.timeline = _timeline(player)
         self._dirty.add("timeline")
 
@@ -366,9 +372,9 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         if self.driver.name == "replay":
             return
         if event.type in ("commit_created", "branch_switched"):
-            self.start(self._load_script(), "script", group="script")
+            self.start(self._load_script, "script", group="script")
         elif event.type == "suggestion_received":
-            self.start(self.load_previews(event.get("suggestion_id")), "previews", group="previews")
+            self.start(partial(self.load_previews, event.get("suggestion_id")), "previews", group="previews")
         elif event.type == "run_finished":
             self._report_run_finished(event)
 
@@ -519,7 +525,7 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
             self.notify(str(error), title="hunk does not apply", severity="error", timeout=12)
         elif isinstance(error, WorkspaceError) and self.session is not None and "uncommitted" in str(error).lower():
             self.notify(str(error), title="working copy has edits", severity="warning", timeout=10)
-            self.start(self._check_external_edit(quiet=True), "check_external_edit", group="git")
+            self.start(partial(self._check_external_edit, quiet=True), "check_external_edit", group="git")
         elif isinstance(error, SpeedcopilotError):
             self.notify(str(error), title=title, severity="error", timeout=10)
         else:

@@ -11,6 +11,7 @@ change the view (the diff toggle, pinning a run, themes, panes, help, quit) are 
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ class AgentDriver(Driver):
         return action not in SESSION_ACTIONS | REPLAY_ACTIONS
 
     def start(self, app: Any) -> None:
-        app.run_worker(self._drive(app), name="agent", group="agent", exclusive=True, exit_on_error=False)
+        app.run_worker(partial(self._drive, app), name="agent", group="agent", exclusive=True, exit_on_error=False)
 
     async def _drive(self, app: Any) -> Any:
         summary = await self.agent.run()
@@ -129,7 +130,7 @@ class ReplayDriver(Driver):
     def play(self, app: Any) -> None:
         if self.player.playing:
             return
-        app.run_worker(self.player.play(clock=self.clock), name="player", group="player", exclusive=True,
+        app.run_worker(partial(self.player.play, clock=self.clock), name="player", group="player", exclusive=True,
                        exit_on_error=False)
 
     def stop(self) -> None:

@@ -4,6 +4,7 @@ undo, branches, edits in another editor, notes. Every operation awaits the sessi
 from __future__ import annotations
 
 import os
+from functools import partial
 import shlex
 import subprocess
 from pathlib import Path
@@ -30,7 +31,7 @@ class WorkActions:
 
         def chosen(instruction: str | None) -> None:
             if instruction is not None:
-                self.start(self._request_suggestion(instruction or None), "request_suggestion", group="llm")
+                self.start(partial(self._request_suggestion, instruction or None), "request_suggestion", group="llm")
 
         self.push_screen(TextPrompt("Ask for a suggestion", "optional instruction, e.g. 'try a higher LR'"), chosen)
 
@@ -68,7 +69,7 @@ class WorkActions:
         decisions, skipped = self.staged_decisions(view)
         if skipped:
             self.notify(f"{skipped} undecided hunk(s) rejected", severity="information")
-        self.start(self._decide(view.id, decisions), "decide", group="git")
+        self.start(partial(self._decide, view.id, decisions), "decide", group="git")
 
     async def _decide(self: Any, suggestion_id: str, decisions: list) -> None:
         commit = await self.session.decide(suggestion_id, decisions)
@@ -77,7 +78,7 @@ class WorkActions:
     # -- runs ------------------------------------------------------------------------------------
     def action_run(self: Any) -> None:
         if self.need_session() is not None:
-            self.start(self._start_run(), "start_run", group="git")
+            self.start(self._start_run, "start_run", group="git")
 
     async def _start_run(self: Any, override: bool = False) -> None:
         from copilot.core.session import GuardBlocked
@@ -91,9 +92,9 @@ class WorkActions:
 
             def answer(choice: str | None) -> None:
                 if choice == "run":
-                    self.start(self._start_run(override=True), "start_run", group="git")
+                    self.start(partial(self._start_run, override=True), "start_run", group="git")
                 else:
-                    self.start(self.session.log_guard_choice(commit, "back", report), "guard")
+                    self.start(partial(self.session.log_guard_choice, commit, "back", report), "guard")
                     self.notify("not run: the guard's findings stay in the log", timeout=6)
 
             self.push_screen(GuardModal(commit, findings), answer)
@@ -136,7 +137,7 @@ class WorkActions:
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self.start(self._measure_baseline(), "baseline", group="baseline")
+                self.start(self._measure_baseline, "baseline", group="baseline")
 
         self.push_screen(ConfirmModal(
             f"Time records {session.state.record} and {following} here, {baselines.DEFAULT_SEEDS} seeds each, "
@@ -185,7 +186,7 @@ class WorkActions:
         if run_id is None:
             self.notify("no run is training", severity="warning")
             return
-        self.start(self.session.cancel_run(run_id), "cancel_run")
+        self.start(partial(self.session.cancel_run, run_id), "cancel_run")
         self.notify(f"cancelling {run_id}")
 
     def action_pin_run(self: Any) -> None:
@@ -205,7 +206,7 @@ class WorkActions:
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self.start(self._undo(), "undo", group="git")
+                self.start(self._undo, "undo", group="git")
 
         head = self.state.head[:7] if self.state.head else "HEAD"
         self.push_screen(ConfirmModal(f"Undo {head}? (adds a revert commit; nothing is lost)"), answer)
@@ -225,7 +226,7 @@ class WorkActions:
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self.start(self._checkout(sha), "checkout", group="git")
+                self.start(partial(self._checkout, sha), "checkout", group="git")
 
         self.push_screen(ConfirmModal(f"Check out {sha[:7]} on a new branch?"), answer)
 
@@ -256,7 +257,7 @@ class WorkActions:
 
     def action_check_edits(self: Any) -> None:
         if self.need_session() is not None:
-            self.start(self._check_external_edit(quiet=False), "check_external_edit", group="git")
+            self.start(partial(self._check_external_edit, quiet=False), "check_external_edit", group="git")
 
     def on_workspace_change(self: Any, path: Path) -> None:
         """Watchdog thread: a file in the working copy changed (another editor, a script)."""
@@ -273,7 +274,7 @@ class WorkActions:
     def _auto_check_edits(self: Any) -> None:
         if self.session is None or self.driver.name != "copilot" or self._edit_prompt_open or self.closed:
             return
-        self.start(self._check_external_edit(quiet=True), "check_external_edit", group="git")
+        self.start(partial(self._check_external_edit, quiet=True), "check_external_edit", group="git")
 
     async def _check_external_edit(self: Any, quiet: bool) -> None:
         diff = await self.session.check_external_edit()
@@ -287,7 +288,7 @@ class WorkActions:
         def answer(yes: bool | None) -> None:
             self._edit_prompt_open = False
             if yes:
-                self.start(self._commit_external_edit(), "commit_external_edit", group="git")
+                self.start(self._commit_external_edit, "commit_external_edit", group="git")
 
         self._edit_prompt_open = True
         self.push_screen(ConfirmModal("Commit your edit of the working copy?", diff.splitlines(), "Commit"), answer)
