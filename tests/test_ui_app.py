@@ -92,6 +92,20 @@ async def test_large_terminal_splits_and_resize_flips_layout_without_losing_stat
         await wait_until(pilot, lambda: app.screen.wide and app.screen.query(".hunk-2"), what="wide again")
 
 
+async def test_a_pane_is_visible_when_its_tab_is_shown_or_the_layout_splits() -> None:
+    app = app_for()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_until(pilot, lambda: app.screen.wide and app.screen.query("#history"), what="the split layout")
+        shown = {name: app.screen.pane_visible(name) for name in ("suggestion", "script", "history", "runs", "chart")}
+        assert shown == {"suggestion": True, "script": True, "history": False, "runs": True, "chart": True}
+        await pilot.resize_terminal(80, 24)
+        await wait_until(pilot, lambda: not app.screen.wide and app.screen.query(TabbedContent), what="the tabs")
+        await wait_until(pilot, lambda: app.screen.pane_visible("suggestion"), what="the first tab shown")
+        app.screen.query_one(TabbedContent).active = "pane-runs"
+        await wait_until(pilot, lambda: app.screen.pane_visible("runs"), what="the runs tab shown")
+        assert not app.screen.pane_visible("suggestion") and not app.screen.pane_visible("chart")
+
+
 async def test_staged_decisions_survive_a_layout_flip(tmp_path: Path) -> None:
     session = live_session(tmp_path)
     app = CopilotApp(session, clock=FakeClock())

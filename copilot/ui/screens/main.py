@@ -151,13 +151,10 @@ class MainScreen(Screen):
         return bool(scroll) and scroll.first().display
 
     def pane_visible(self, name: str) -> bool:
-        """True when the pane is on screen (always in the split layout, the active tab otherwise)."""
-        if self.wide and name in ("suggestion", "runs", "chart"):
-            return True
-        for tabs in self.query(TabbedContent):
-            if tabs.query(f"#pane-{name}"):
-                return tabs.active == f"pane-{name}"
-        return False
+        """True when the pane is on screen: in the split layout, or in the tab shown. The pane answers
+        (`Pane.out_of_sight`), so the screen and the panes cannot disagree about it."""
+        pane = next(iter(self.query(f"#{name}").results(Pane)), None)
+        return pane is not None and not pane.out_of_sight
 
 
 def _is_wide(width: int, height: int) -> bool:
