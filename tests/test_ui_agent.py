@@ -85,3 +85,48 @@ async def test_take_over_keeps_the_agents_live_run_watched_to_its_end(tmp_path: 
             await pilot.press("s")
             await wait_until(pilot, lambda: app.closed, what="the app closed")
     assert "mode_changed" in types(session)
+
+
+async def test_hand_back_gives_the_session_to_the_agent_again_and_no_run_is_lost(tmp_path: Path) -> None:
+    """T, then a run of the human's own, then H: the agent drives again (logged as the human's switch) and goes on
+    with its search, while the human's run and the agent's first one are both watched to their ends."""
+    go = tmp_path / "go"
+    session = auto_session(tmp_path, nodes=3, hold_until=go)
+    app = CopilotApp(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.driver, AgentDriver) and app.driver.agent.running
+                         and app.state.live_runs, what="the agent's first run")
+        agents_run = app.state.live_runs[0].run_id
+        assert not app.check_action("hand_back", ())  # nothing to hand back while the agent drives
+        await pilot.press("T")
+        await wait_until(pilot, lambda: isinstance(app.driver, CopilotDriver) and app.state.mode == "copilot",
+                         what="co-pilot mode")
+        assert app.check_action("hand_back", ()) is True
+        await wait_until(pilot, lambda: "Hand back" in footer_line(app), what="the hand-back key in the footer")
+        assert "? Help" in footer_line(app) and "q Quit" in footer_line(app)  # 80 columns keep them
+        await pilot.press("r")  # the human's own run of the same (held) commit
+        await wait_until(pilot, lambda: len(app.state.live_runs) == 2, what="the human's run live beside the agent's")
+        humans_run = next(r.run_id for r in app.state.live_runs if r.run_id != agents_run)
+        await pilot.press("H")
+        await wait_until(pilot, lambda: isinstance(app.driver, AgentDriver) and app.state.mode == "auto",
+                         what="the agent driving again")
+        assert not app.check_action("suggest", ()) and not app.check_action("hand_back", ())
+        switches = [e.body for e in read_events(session.dir / EVENTS_FILE).events if e.type == "mode_changed"]
+        assert [(b.mode, b.by) for b in switches] == [("copilot", "human"), ("auto", "human")]
+        handed_back_at = max(e.seq for e in read_events(session.dir / EVENTS_FILE).events if e.type == "mode_changed")
+        go.touch()
+        await wait_until(pilot, lambda: all(app.state.runs[r].result is not None for r in (agents_run, humans_run)),
+                         what="both runs to end")
+        await wait_until(pilot, lambda: any(e.type == "node_created" and e.seq > handed_back_at
+                                            for e in read_events(session.dir / EVENTS_FILE).events),
+                         what="the agent's search going on after the hand-back")
+        finished = [e.body for e in read_events(session.dir / EVENTS_FILE).events if e.type == "run_finished"]
+        for run_id in (agents_run, humans_run):
+            ends = [b for b in finished if b.run_id == run_id]
+            assert len(ends) == 1 and ends[0].outcome != "cancelled"
+        await pilot.press("q")
+        await wait_until(pilot, lambda: app.closed or isinstance(app.screen, QuitModal), what="quit or its question")
+        if not app.closed:
+            await pilot.press("s")
+            await wait_until(pilot, lambda: app.closed, what="the app closed")
+

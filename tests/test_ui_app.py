@@ -99,9 +99,12 @@ async def test_a_pane_is_visible_when_its_tab_is_shown_or_the_layout_splits() ->
         shown = {name: app.screen.pane_visible(name) for name in ("suggestion", "script", "history", "runs", "chart")}
         assert shown == {"suggestion": True, "script": True, "history": False, "runs": True, "chart": True}
         await pilot.resize_terminal(80, 24)
-        await wait_until(pilot, lambda: not app.screen.wide and app.screen.query(TabbedContent), what="the tabs")
-        await wait_until(pilot, lambda: app.screen.pane_visible("suggestion"), what="the first tab shown")
-        app.screen.query_one(TabbedContent).active = "pane-runs"
+        # the split layout has tabs too (#left-tabs): wait for the narrow layout's own, its first tab shown
+        await wait_until(pilot, lambda: not app.screen.wide and app.screen.query("#tabs")
+                         and app.screen.query_one("#tabs", TabbedContent).active == "pane-suggestion",
+                         what="the narrow layout's tabs")
+        assert app.screen.pane_visible("suggestion")
+        app.screen.query_one("#tabs", TabbedContent).active = "pane-runs"
         await wait_until(pilot, lambda: app.screen.pane_visible("runs"), what="the runs tab shown")
         assert not app.screen.pane_visible("suggestion") and not app.screen.pane_visible("chart")
 
@@ -359,21 +362,24 @@ async def test_a_worker_cancelled_before_it_starts_leaves_no_coroutine_unawaited
     collected un-awaited (a RuntimeWarning that the suite turns into an error)."""
     session = live_session(tmp_path)
     app = CopilotApp(session, clock=FakeClock())
-    async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: app.session is not None and app.ui.script_text != "", what="the session open")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: app.session is not None and app.ui.script_text != "",
+                             what="the session open")
+            before = set(app.workers)
             app.action_check_edits()
-            started = [worker for worker in app.workers if worker.name == "check_external_edit"]
-            assert len(started) == 1
+            started = [worker for worker in app.workers if worker not in before]
+            assert [worker.name for worker in started] == ["check_external_edit"]
             started[0].cancel()  # in the same turn: its task has not taken a step
             # a task cancelled before its first step never runs the worker's body, so its state is not updated;
             # the manager lets it go when the task is done
             await wait_until(pilot, lambda: started[0] not in list(app.workers), what="the worker gone")
-            del started  # the last reference to the worker and to what it was handed
-            gc.collect()
-        assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
-        await app.close_and_exit(False)
+            del started, before
+            await app.close_and_exit(False)
+        del app  # the app, its workers and what they were handed can all go now
+        gc.collect()
+    assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
 
 
 async def test_decision_time_is_time_spent_on_each_hunk(tmp_path: Path) -> None:

@@ -18,7 +18,8 @@ results arrive, in the order of the log).
 Hooks for a UI driving the same session: pause() / resume() (take effect between steps; runs in flight keep
 going and are scored as they end), stop() (ends run() at once; runs in flight keep going and stay attached to
 the session; a later run() adopts them as its live nodes) and take_over() (stop + mode_changed to copilot, so
-the human continues in the same session).
+the human continues in the same session). Handing back is a new agent's run() on the same session: it logs
+mode_changed to auto (by whoever `mode_changed_by` names) and goes on with the search the log holds.
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ class AutonomousAgent:
         allow_guard_override: bool = False,
         stop_at_target: bool = True,
         parallel: int = 1,
+        mode_changed_by: str = "agent",
     ) -> None:
         if not isinstance(parallel, int) or parallel < 1:
             raise ConfigError(f"parallel must be a whole number of at least 1, got {parallel!r}")
@@ -122,6 +124,7 @@ class AutonomousAgent:
                               "the same GPUs; use --runner slurm://… for parallel GPU runs, or --parallel 1")
         self.session = session
         self.parallel = parallel
+        self.mode_changed_by = mode_changed_by  # "human" when a human hands the session back to it
         self.policy = policy
         self.budget = budget
         self.seed = seed
@@ -245,7 +248,8 @@ class AutonomousAgent:
 
     async def _prepare(self) -> None:
         if self.session.state.mode != "auto":
-            self.session.log.append(s.ModeChanged(mode="auto", previous=self.session.state.mode, by="agent"))
+            self.session.log.append(s.ModeChanged(mode="auto", previous=self.session.state.mode,
+                                                  by=self.mode_changed_by))
         config = self.config()
         if self.tree.config != config:
             self.session.log.append(s.Note(

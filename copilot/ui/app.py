@@ -158,6 +158,9 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
     def start(self, work: Callable[[], Awaitable[Any]], name: str, group: str = "default") -> Worker[Any]:
         """Run `work()` in a worker whose errors reach `on_worker_state_changed`. It takes the function, not a
         coroutine: a worker cancelled before it starts (the app closing) then has made no coroutine to leak."""
+        if not callable(work):  # a coroutine handed by mistake: say so here, not from inside the worker
+            raise TypeError(f"start() takes an async function, not {type(work).__name__}")
+
         async def run() -> Any:
             return await work()
 
@@ -234,6 +237,11 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
     def _driver_for(self, session: "Session") -> Driver:
         if session.state.mode != "auto":
             return CopilotDriver(session)
+        return self.agent_driver(session)
+
+    def agent_driver(self, session: "Session", switched_by: str = "agent") -> AgentDriver:
+        """The agent the session's log configures (policy, budget, seed, parallel), to drive it from where its
+        search stands: when the app opens an autonomous session, or when a human hands one back."""
         from copilot.agent.budget import Budget
         from copilot.agent.loop import AutonomousAgent
         from copilot.agent.policies import DEFAULT_NODES, Policy, get_policy
@@ -247,7 +255,7 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         policy = Policy.from_dict(saved["policy"]) if saved.get("policy") else get_policy("tree", budget.nodes)
         agent = AutonomousAgent(session, policy, budget, int(saved.get("seed", 0) or 0), close_on_finish=False,
                                 allow_guard_override=session.options.agent_guard_override,
-                                parallel=int(saved.get("parallel", 1) or 1))
+                                parallel=int(saved.get("parallel", 1) or 1), mode_changed_by=switched_by)
         self.notify(f"autonomous mode: policy {policy.name}, {budget_fields['nodes']} nodes · P pause/resume · "
                     "T take over")
         return AgentDriver(session, agent)

@@ -2,7 +2,8 @@
 
 The screen is the same for all three; the app swaps the driver under it. The live co-pilot lets the human do
 everything; the agent drives the session itself (the human watches, pauses, or takes over — taking over swaps in
-the co-pilot driver, and a run the agent started stays the session's, watched to its end); a replay feeds a
+the co-pilot driver, and a run the agent started stays the session's, watched to its end; handing back swaps
+the agent in again, which goes on with its search from the log); a replay feeds a
 recorded session from a player and allows only its own keys (play, seek, next decision).
 
 `allows(action)` is the app's check_action answer: True (shown, enabled) or False (hidden). Actions that only
@@ -26,6 +27,8 @@ SESSION_ACTIONS = frozenset({
     "measure_baseline",
 })
 AGENT_ACTIONS = frozenset({"agent_pause", "take_over"})
+# the co-pilot's, in a session the agent drove before the human took over
+HAND_BACK_ACTIONS = frozenset({"hand_back"})
 REPLAY_ACTIONS = frozenset({"toggle_pause", "next_decision", "previous_decision", "seek", "goto", "faster",
                             "slower"})
 # that need a suggestion waiting for decisions
@@ -42,7 +45,7 @@ class Driver:
         self.session = session
 
     def allows(self, action: str) -> bool:
-        return action not in SESSION_ACTIONS | AGENT_ACTIONS | REPLAY_ACTIONS
+        return action not in SESSION_ACTIONS | AGENT_ACTIONS | REPLAY_ACTIONS | HAND_BACK_ACTIONS
 
     def start(self, app: Any) -> None:
         """Begin driving (called on the app's loop when the driver takes over the screen)."""
@@ -65,6 +68,8 @@ class CopilotDriver(Driver):
         self._stop_watch: Any = None
 
     def allows(self, action: str) -> bool:
+        if action in HAND_BACK_ACTIONS:
+            return self.session is not None and self.session.state.agent_drove
         return action not in AGENT_ACTIONS | REPLAY_ACTIONS
 
     def start(self, app: Any) -> None:
@@ -90,7 +95,7 @@ class AgentDriver(Driver):
     def allows(self, action: str) -> bool:
         if action in AGENT_ACTIONS:
             return bool(self.agent.running)
-        return action not in SESSION_ACTIONS | REPLAY_ACTIONS
+        return action not in SESSION_ACTIONS | REPLAY_ACTIONS | HAND_BACK_ACTIONS
 
     def start(self, app: Any) -> None:
         app.run_worker(partial(self._drive, app), name="agent", group="agent", exclusive=True, exit_on_error=False)
@@ -121,7 +126,7 @@ class ReplayDriver(Driver):
         self.reference = reference or []  # the record's own curve, when the track is at hand
 
     def allows(self, action: str) -> bool:
-        return action not in SESSION_ACTIONS | AGENT_ACTIONS
+        return action not in SESSION_ACTIONS | AGENT_ACTIONS | HAND_BACK_ACTIONS
 
     def start(self, app: Any) -> None:
         if self.autoplay:

@@ -58,6 +58,8 @@ KEYMAP: tuple[KeyAction, ...] = (
     KeyAction("P", "agent_pause", "Pause agent", "Agent", "Autonomous mode: pause or resume the agent"),
     KeyAction("T", "take_over", "Take over", "Agent",
               "Autonomous mode: stop the agent and continue the session yourself (co-pilot mode)"),
+    KeyAction("H", "hand_back", "Hand back", "Agent",
+              "After a take-over: give the session back to the agent, which goes on with its search"),
     KeyAction("space", "toggle_pause", "Play/pause", "Replay", "Replay: play or pause", priority=True),
     KeyAction("n", "next_decision", "Next", "Replay", "Replay: jump to the next suggestion, decision or commit",
               priority=True),

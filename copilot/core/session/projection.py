@@ -187,6 +187,7 @@ class NodeView:
 class SessionState:
     session_id: str = ""
     mode: str = "copilot"
+    agent_drove: bool = False  # the agent has driven this session: a human who took over may hand it back
     track: str = ""
     record: int = 0
     target_val_loss: float = 0.0
@@ -280,6 +281,7 @@ class SessionState:
 def _session_started(state: SessionState, b: s.SessionStarted, t: float) -> None:
     state.session_id = b.session_id or state.session_id
     state.mode = b.mode
+    state.agent_drove = b.mode == "auto"
     state.track = b.track
     state.record = b.record
     state.target_val_loss = b.target_val_loss
@@ -443,6 +445,7 @@ def _error(state: SessionState, b: s.Error, t: float) -> None:
 
 def _mode_changed(state: SessionState, b: s.ModeChanged, t: float) -> None:
     state.mode = b.mode
+    state.agent_drove = state.agent_drove or b.mode == "auto"
 
 
 def _session_ended(state: SessionState, b: s.SessionEnded, t: float) -> None:

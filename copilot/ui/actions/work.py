@@ -4,9 +4,9 @@ undo, branches, edits in another editor, notes. Every operation awaits the sessi
 from __future__ import annotations
 
 import os
-from functools import partial
 import shlex
 import subprocess
+from functools import partial
 from pathlib import Path
 from typing import Any
 
