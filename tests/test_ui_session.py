@@ -17,6 +17,7 @@ from copilot.core.llm.providers import OpenAIProvider, OracleProvider
 from copilot.core.session import Session
 from copilot.ui.app import CopilotApp
 from copilot.ui.screens.modals import ConfirmModal, QuitModal, TextPrompt
+from copilot.ui.widgets.history_tree import run_label
 from copilot.ui.widgets.hunk_card import HunkCard
 from copilot.ui.widgets.loss_chart import LossChart
 from tests.support.fixture_track import FixtureTrack
@@ -264,6 +265,18 @@ async def test_goto_undo_and_branch_from_history(tmp_path: Path) -> None:
         await wait_until(pilot, lambda: app.state.head == applied and app.state.branch != "main", 10, "the branch")
         await wait_until(pilot, lambda: "LR = 0.003" in app.ui.script_text, 5, "the script on the branch")
         assert session.workspace.branch() == app.state.branch and start in {c.sha for c in app.state.commits}
+        # the history names the branch the session is on at HEAD, not the one the commit was first made on
+        head_row = next(n for n in _walk(tree.root) if n.data == applied)
+        await wait_until(pilot, lambda: f"◀ HEAD ({app.state.branch})" in head_row.label.plain, what="HEAD's branch")
+        # a finished run is a row of its own under its commit, with its whole result
+        await pilot.press("r")
+        await wait_until(pilot, lambda: app.state.runs and all(r.result is not None for r in app.state.runs.values()),
+                         what="the run's end")
+        run = next(iter(app.state.runs.values()))
+        await wait_until(pilot, lambda: any(child.label.plain == run_label(run).plain
+                                            for child in _walk(tree.root) if child.data is None),
+                         what="the run's row in the history")
+        assert "final val" in run_label(run).plain
         await pilot.press("q")
 
 
