@@ -15,7 +15,8 @@ from textual.widgets import DataTable
 from copilot.core.session.replay import ReplayPlayer
 from copilot.ui.app import CopilotApp
 from copilot.ui.replay import replay_app
-from copilot.ui.screens.modals import GuardModal
+from copilot.ui.screens.help import HelpScreen
+from copilot.ui.screens.modals import ConfirmModal, GuardModal, MessageModal, QuitModal
 from copilot.ui.widgets.hunk_card import HunkCard
 from copilot.ui.widgets.loss_chart import LossChart
 from tests.support.ui import FakeClock, sample_events, sample_state, screen_text, wait_until
@@ -97,3 +98,32 @@ def test_replay_screen(snap_compare, size: tuple[int, int], tmp_path: Path) -> N
         await _settled(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=settled)
+
+
+DIALOGS: dict[str, Any] = {
+    "help": lambda: HelpScreen(),
+    "quit": lambda: QuitModal(["r2"]),
+    "crash": lambda: MessageModal("run r2 crashed", "RuntimeError: shapes (4,8) and (9,8) do not match\n\n"
+                                  "exit code 1\n\nTraceback (most recent call last):\n  File \"train_gpt.py\", "
+                                  "line 52, in main\n    logits = model(x)\nRuntimeError: shapes (4,8) and (9,8)"),
+    "edit_commit": lambda: ConfirmModal("Commit your edit of the working copy?",
+                                        ["--- a/train_gpt.py", "+++ b/train_gpt.py", "@@ -3 +3 @@", "-LR = 0.001",
+                                         "+LR = 0.002"], "Commit"),
+}
+DIALOG_TEXT = {"help": "speedcopilot — keys", "quit": "still training", "crash": "exit code 1",
+               "edit_commit": "Commit your edit"}
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+@pytest.mark.parametrize("dialog", sorted(DIALOGS))
+def test_dialogs(snap_compare, dialog: str, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    """The modals a user meets besides the guard's: keys, quitting with a live run, a crashed run, an edit to
+    commit. Each over the settled main screen."""
+    async def open_dialog(pilot: Any) -> None:
+        await _settled(pilot)
+        pilot.app.push_screen(DIALOGS[dialog]())
+        await wait_until(pilot, lambda: DIALOG_TEXT[dialog] in screen_text(pilot.app), what="the dialog")
+        await pilot.pause()
+        await pilot.wait_for_scheduled_animations()
+
+    assert snap_compare(_app(), terminal_size=size, run_before=open_dialog)
