@@ -78,7 +78,14 @@ async def test_take_over_keeps_the_agents_live_run_watched_to_its_end(tmp_path: 
         await wait_until(pilot, lambda: app.state.runs[run_id].result is not None, what="the agent's run to end")
         finished = [e.body for e in read_events(session.dir / EVENTS_FILE).events
                     if e.type == "run_finished" and e.get("run_id") == run_id]
-        assert len(finished) == 1 and finished[0].outcome != "cancelled"
+        assert len(finished) == 1 and finished[0].outcome == "reached_target"
+        # it trained only after the take-over (held until then): every metric of it was logged after T
+        assert app.state.runs[run_id].point_count > 0
+        assert not app.state.live_runs
+        await pilot.press("r")  # the human's first run: the only one live, not "2 runs live"
+        await wait_until(pilot, lambda: len(app.state.live_runs) == 1 or any(
+            r.result is not None and r.run_id != run_id for r in app.state.runs.values()), what="the human's run")
+        assert len([r for r in app.state.runs.values() if r.is_live]) <= 1
         await pilot.press("q")
         await wait_until(pilot, lambda: app.closed or isinstance(app.screen, QuitModal), what="quit or its question")
         if not app.closed:  # another live run asks what to do with it
