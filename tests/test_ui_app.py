@@ -382,6 +382,23 @@ async def test_a_worker_cancelled_before_it_starts_leaves_no_coroutine_unawaited
     assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
 
 
+async def test_the_log_tail_reads_a_finished_runs_file_but_leaves_a_live_run_to_its_watcher() -> None:
+    """A finished run's tail comes from its output.log; a live run's comes only from its watcher, which reads the
+    file from the start (seeding it from the file as well showed its first lines twice)."""
+    app = CopilotApp(state=sample_state(live_run=True), clock=FakeClock())
+    app._log_tail_of = lambda run_id: [f"{run_id}: a line from its output.log"]  # what a resumed session finds
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.screen.query_one(RunTable)
+        tail = app.screen.query_one("#log-tail", Log)
+        await wait_until(pilot, lambda: table.row_count == 2 and tail.run_id is not None, what="the runs and a tail")
+        seen: dict[str, list[str]] = {}
+        for row in range(2):
+            table.move_cursor(row=row)
+            await wait_until(pilot, lambda: tail.run_id == table.selected_run_id, what="the selected run's tail")
+            seen[tail.run_id] = list(tail.lines)
+        assert seen == {"r1": ["r1: a line from its output.log"], "r2": []}
+
+
 async def test_decision_time_is_time_spent_on_each_hunk(tmp_path: Path) -> None:
     clock = FakeClock()
     app = CopilotApp(live_session(tmp_path), clock=clock)
