@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -213,23 +214,38 @@ def test_a_disk_the_kernel_turns_read_only_mid_run_leaves_a_log_repair_makes_who
             repaired = cli("sessions", "repair", session_dir.name, "--session-dir", sessions, env=env)
             assert repaired.returncode == 0, repaired.stdout + repaired.stderr
             assert f"run {run_dir.name} ended: crashed" in repaired.stdout
-            _check_repaired(session_dir, run_dir, before, exit_code=None, case="disk turned read-only (EROFS) mid-run")
+            # the kernel drops what it had not written back when it turns the disk read-only: a metric event
+            # written in the last SYNC_INTERVAL_S (not yet synced, by design) may go with it
+            _check_repaired(session_dir, run_dir, before, exit_code=None, case="disk turned read-only (EROFS) mid-run",
+                            unsynced_may_go=True)
         finally:
             driver.kill()
             driver.wait()
             end_every_run(disk)
 
 
-def _check_repaired(session_dir: Path, run_dir: Path, before: list, *, exit_code: int | None, case: str) -> None:
+def _check_repaired(session_dir: Path, run_dir: Path, before: list, *, exit_code: int | None, case: str,
+                    unsynced_may_go: bool = False) -> None:
     """After the repair: nothing written before the fault is gone, the log reads clean, the run ended once with
-    the status it really had, and every metric line its output.log holds is an event."""
+    the status it really had, and every metric line its output.log holds is an event.
+
+    `unsynced_may_go`: the disk itself dropped what it had not written back (a kernel that turns it read-only
+    does). Then the metric events after the last synced (durable) one may be gone too, as the log's design
+    allows (they are synced within SYNC_INTERVAL_S); a metric the repair made again from output.log counts as
+    kept. They are counted as lost in the reliability record all the same."""
     from copilot.core.session.events import EVENTS_FILE, read_events
 
     after = read_events(session_dir / EVENTS_FILE)
     assert after.problems == [], after.problems
     kept = {(e.seq, e.type, json.dumps(e.data, sort_keys=True)) for e in after.events}
-    lost = [e for e in before if (e.seq, e.type, json.dumps(e.data, sort_keys=True)) not in kept]
-    assert lost == []
+    measured = {_measurement(e) for e in after.events if e.type == "metric"}
+    lost = [e for e in before if (e.seq, e.type, json.dumps(e.data, sort_keys=True)) not in kept
+            and not (e.type == "metric" and _measurement(e) in measured)]
+    unsynced: list = []
+    if unsynced_may_go:
+        last_synced = max((i for i, e in enumerate(before) if e.body.DURABLE), default=-1)
+        unsynced = [e for e in lost if before.index(e) > last_synced and not e.body.DURABLE]
+    assert [e for e in lost if e not in unsynced] == []
     finished = [e.body for e in after.events if e.type == "run_finished" and e.get("run_id") == run_dir.name]
     assert len(finished) == 1 and finished[0].recorded_by == "resume by repair"
     assert finished[0].exit_code == exit_code
@@ -243,3 +259,8 @@ def _check_repaired(session_dir: Path, run_dir: Path, before: list, *, exit_code
     assert after.events[-1].type == "session_ended"
     record_case(case, events_checked=len(after.events) + len(lines), events_lost=len(lost) + len(missing))
     assert os.path.exists(run_dir / "output.log")
+
+
+def _measurement(event: Any) -> tuple:
+    """What a metric event says, without its seq and time: the same measurement logged again by a repair."""
+    return tuple(event.get(k) for k in ("run_id", "step", "val_loss", "train_loss", "train_time_ms"))
