@@ -11,7 +11,7 @@ from copilot.ui.app import CopilotApp
 from copilot.ui.drivers import AgentDriver, CopilotDriver
 from copilot.ui.screens.modals import QuitModal
 from tests.support.fixture_track import RECORD_0, RECORD_1, FixtureTrack
-from tests.support.ui import screen_text, wait_until
+from tests.support.ui import footer_line, wait_until
 
 
 def auto_session(tmp_path: Path, nodes: int, hold_until: Path | None = None) -> Session:
@@ -30,10 +30,6 @@ def auto_session(tmp_path: Path, nodes: int, hold_until: Path | None = None) -> 
 
 def types(session: Session) -> list[str]:
     return [e.type for e in read_events(session.dir / EVENTS_FILE).events]
-
-
-def footer_line(app: CopilotApp) -> str:
-    return [line for line in screen_text(app).splitlines() if line.strip()][-1]
 
 
 async def test_agent_drives_the_session_shown_in_the_app(tmp_path: Path) -> None:

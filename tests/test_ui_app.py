@@ -5,14 +5,10 @@ from __future__ import annotations
 import gc
 import warnings
 from pathlib import Path
-from typing import Any
 
 from textual.widgets import Log, TabbedContent, TextArea
 
-from copilot.core.edits import Hunk
 from copilot.core.errors import ProviderError, SpeedcopilotError
-from copilot.core.llm.providers import OracleProvider
-from copilot.core.session import Session
 from copilot.core.runs.metrics import MetricPoint
 from copilot.core.session import schema as s
 from copilot.core.session.events import Event
@@ -23,8 +19,17 @@ from copilot.ui.screens.modals import MessageModal, TextPrompt
 from copilot.ui.widgets.hunk_card import HunkCard
 from copilot.ui.widgets.loss_chart import LossChart, y_range
 from copilot.ui.widgets.run_table import RunTable
-from tests.support.fixture_track import FixtureTrack
-from tests.support.ui import FakeClock, metric_points, sample_events, sample_state, screen_text, wait_until
+from tests.support.ui import (
+    FakeClock,
+    ask_for_suggestion,
+    footer_line,
+    live_session,
+    metric_points,
+    sample_events,
+    sample_state,
+    screen_text,
+    wait_until,
+)
 
 
 def app_for(clock: FakeClock | None = None, **kwargs) -> CopilotApp:
@@ -36,27 +41,6 @@ def next_event(app: CopilotApp, body: s.EventBody) -> Event:
     event = Event.of(seq, 2e9 + seq, body)
     app.ingest(event)
     return event
-
-
-def footer_line(app: CopilotApp) -> str:
-    return [line for line in screen_text(app).splitlines() if line.strip()][-1]
-
-
-def live_session(tmp_path: Path) -> Session:
-    track = FixtureTrack()
-    return Session.create(tmp_path / "sessions", track, 0, OracleProvider(track, 0))
-
-
-async def ask_for_suggestion(pilot: Any) -> list[Hunk]:
-    """Press s, take the empty instruction, and wait for the oracle's hunks to be on screen and focused."""
-    app = pilot.app
-    await pilot.press("s")
-    await wait_until(pilot, lambda: isinstance(app.screen, TextPrompt), what="the instruction prompt")
-    await pilot.press("enter")
-    await wait_until(pilot, lambda: isinstance(app.focused, HunkCard), what="the first hunk focused")
-    view = app.state.current_suggestion
-    assert view is not None and view.status == "received"
-    return list(view.hunks)
 
 
 async def test_small_terminal_uses_tabs_and_header_and_footer_say_what_is_going_on() -> None:
@@ -356,47 +340,32 @@ async def test_errors_are_titled_for_a_person() -> None:
         assert "--provider oracle" in list(app._notifications)[0].message
 
 
+async def _cancel_a_git_worker_before_it_starts(tmp_path: Path) -> None:
+    """Open a live session, start the working-copy check and cancel its worker in the same turn, then close.
+    Everything it made is this coroutine's: once it returns, a collection can take all of it."""
+    app = CopilotApp(live_session(tmp_path), clock=FakeClock())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.session is not None and app.ui.script_text != "", what="the session open")
+        before = set(app.workers)
+        app.action_check_edits()
+        started = [worker for worker in app.workers if worker not in before]
+        assert [worker.name for worker in started] == ["check_external_edit"]
+        started[0].cancel()  # in the same turn: its task has not taken a step
+        # a task cancelled before its first step never runs the worker's body, so its state is not updated;
+        # the manager lets it go when the task is done
+        await wait_until(pilot, lambda: started[0] not in list(app.workers), what="the worker gone")
+        await app.close_and_exit(False)
+
+
 async def test_a_worker_cancelled_before_it_starts_leaves_no_coroutine_unawaited(tmp_path: Path) -> None:
     """As the app closes, Textual cancels a worker that may not have started yet. The worker is handed the function,
     so no coroutine was made for it; were it handed `self._check_external_edit(...)`, that coroutine would be
     collected un-awaited (a RuntimeWarning that the suite turns into an error)."""
-    session = live_session(tmp_path)
-    app = CopilotApp(session, clock=FakeClock())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        async with app.run_test(size=(80, 24)) as pilot:
-            await wait_until(pilot, lambda: app.session is not None and app.ui.script_text != "",
-                             what="the session open")
-            before = set(app.workers)
-            app.action_check_edits()
-            started = [worker for worker in app.workers if worker not in before]
-            assert [worker.name for worker in started] == ["check_external_edit"]
-            started[0].cancel()  # in the same turn: its task has not taken a step
-            # a task cancelled before its first step never runs the worker's body, so its state is not updated;
-            # the manager lets it go when the task is done
-            await wait_until(pilot, lambda: started[0] not in list(app.workers), what="the worker gone")
-            del started, before
-            await app.close_and_exit(False)
-        del app  # the app, its workers and what they were handed can all go now
+        await _cancel_a_git_worker_before_it_starts(tmp_path)
         gc.collect()
     assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
-
-
-async def test_the_log_tail_reads_a_finished_runs_file_but_leaves_a_live_run_to_its_watcher() -> None:
-    """A finished run's tail comes from its output.log; a live run's comes only from its watcher, which reads the
-    file from the start (seeding it from the file as well showed its first lines twice)."""
-    app = CopilotApp(state=sample_state(live_run=True), clock=FakeClock())
-    app._log_tail_of = lambda run_id: [f"{run_id}: a line from its output.log"]  # what a resumed session finds
-    async with app.run_test(size=(160, 48)) as pilot:
-        table = app.screen.query_one(RunTable)
-        tail = app.screen.query_one("#log-tail", Log)
-        await wait_until(pilot, lambda: table.row_count == 2 and tail.run_id is not None, what="the runs and a tail")
-        seen: dict[str, list[str]] = {}
-        for row in range(2):
-            table.move_cursor(row=row)
-            await wait_until(pilot, lambda: tail.run_id == table.selected_run_id, what="the selected run's tail")
-            seen[tail.run_id] = list(tail.lines)
-        assert seen == {"r1": ["r1: a line from its output.log"], "r2": []}
 
 
 async def test_decision_time_is_time_spent_on_each_hunk(tmp_path: Path) -> None:

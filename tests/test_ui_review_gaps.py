@@ -6,44 +6,18 @@ from __future__ import annotations
 import difflib
 import math
 from pathlib import Path
-from typing import Any
 
 import pytest
 from textual.widgets import TextArea
 
 from copilot.core.edits import Hunk
-from copilot.core.llm.providers import OracleProvider
 from copilot.core.runs.metrics import MetricPoint
-from copilot.core.session import Session
 from copilot.core.session.schema import HunkDecision
 from copilot.ui.app import CopilotApp
-from copilot.ui.screens.modals import TextPrompt
 from copilot.ui.view import Preview
 from copilot.ui.widgets.hunk_card import HunkCard, card_lines
 from copilot.ui.widgets.loss_chart import PROJECTION_HORIZON, project_time_to_target
-from tests.support.fixture_track import FixtureTrack
-from tests.support.ui import FakeClock, screen_text, wait_until
-
-
-def live_session(tmp_path: Path) -> Session:
-    track = FixtureTrack()
-    return Session.create(tmp_path / "sessions", track, 0, OracleProvider(track, 0))
-
-
-async def ask_for_suggestion(pilot: Any) -> list[Hunk]:
-    """Press s, take the empty instruction, and wait for the oracle's hunks to be on screen and focused."""
-    app = pilot.app
-    await pilot.press("s")
-    await wait_until(pilot, lambda: isinstance(app.screen, TextPrompt), what="the instruction prompt")
-    await pilot.press("enter")
-    await wait_until(pilot, lambda: isinstance(app.focused, HunkCard), what="the first hunk focused")
-    view = app.state.current_suggestion
-    assert view is not None and view.status == "received"
-    return list(view.hunks)
-
-
-def footer_line(app: CopilotApp) -> str:
-    return [line for line in screen_text(app).splitlines() if line.strip()][-1]
+from tests.support.ui import FakeClock, ask_for_suggestion, footer_line, live_session, screen_text, wait_until
 
 
 def headers(lines: list[str]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from copilot.core.edits import Hunk
@@ -128,3 +129,33 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def footer_line(app: Any) -> str:
+    """The footer: the last line of the screen with anything on it."""
+    return [line for line in screen_text(app).splitlines() if line.strip()][-1]
+
+
+def live_session(tmp_path: Path) -> Any:
+    """A real co-pilot session of the fixture track, record 0, with the offline oracle."""
+    from copilot.core.llm.providers import OracleProvider
+    from copilot.core.session import Session
+    from tests.support.fixture_track import FixtureTrack
+
+    track = FixtureTrack()
+    return Session.create(tmp_path / "sessions", track, 0, OracleProvider(track, 0))
+
+
+async def ask_for_suggestion(pilot: Any) -> list[Hunk]:
+    """Press s, take the empty instruction, and wait for the oracle's hunks to be on screen and focused."""
+    from copilot.ui.screens.modals import TextPrompt
+    from copilot.ui.widgets.hunk_card import HunkCard
+
+    app = pilot.app
+    await pilot.press("s")
+    await wait_until(pilot, lambda: isinstance(app.screen, TextPrompt), what="the instruction prompt")
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: isinstance(app.focused, HunkCard), what="the first hunk focused")
+    view = app.state.current_suggestion
+    assert view is not None and view.status == "received"
+    return list(view.hunks)
