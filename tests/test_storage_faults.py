@@ -231,20 +231,24 @@ def _check_repaired(session_dir: Path, run_dir: Path, before: list, *, exit_code
 
     `unsynced_may_go`: the disk itself dropped what it had not written back (a kernel that turns it read-only
     does). Then the metric events after the last synced (durable) one may be gone too, as the log's design
-    allows (they are synced within SYNC_INTERVAL_S); a metric the repair made again from output.log counts as
-    kept. They are counted as lost in the reliability record all the same."""
-    from copilot.core.session.events import EVENTS_FILE, read_events
+    allows (they are synced within SYNC_INTERVAL_S, so only those written in that last interval); a metric the
+    repair made again from output.log then counts as kept. The others are counted as lost in the reliability
+    record all the same."""
+    from copilot.core.session.events import EVENTS_FILE, SYNC_INTERVAL_S, read_events
 
     after = read_events(session_dir / EVENTS_FILE)
     assert after.problems == [], after.problems
     kept = {(e.seq, e.type, json.dumps(e.data, sort_keys=True)) for e in after.events}
-    measured = {_measurement(e) for e in after.events if e.type == "metric"}
-    lost = [e for e in before if (e.seq, e.type, json.dumps(e.data, sort_keys=True)) not in kept
-            and not (e.type == "metric" and _measurement(e) in measured)]
+    lost = [e for e in before if (e.seq, e.type, json.dumps(e.data, sort_keys=True)) not in kept]
     unsynced: list = []
     if unsynced_may_go:
+        measured = {_measurement(e) for e in after.events if e.type == "metric"}
+        lost = [e for e in lost if not (e.type == "metric" and _measurement(e) in measured)]  # re-made by repair
+        # what may have gone unsynced: metric events after the last durable one, written within the sync
+        # interval (and a second of slack) before the last event the test saw
         last_synced = max((i for i, e in enumerate(before) if e.body.DURABLE), default=-1)
-        unsynced = [e for e in lost if before.index(e) > last_synced and not e.body.DURABLE]
+        window_start = before[-1].t - (SYNC_INTERVAL_S + 1.0) if before else 0.0
+        unsynced = [e for e in lost if before.index(e) > last_synced and not e.body.DURABLE and e.t >= window_start]
     assert [e for e in lost if e not in unsynced] == []
     finished = [e.body for e in after.events if e.type == "run_finished" and e.get("run_id") == run_dir.name]
     assert len(finished) == 1 and finished[0].recorded_by == "resume by repair"

@@ -11,7 +11,7 @@ from copilot.ui.app import CopilotApp
 from copilot.ui.drivers import AgentDriver, CopilotDriver
 from copilot.ui.screens.modals import QuitModal
 from tests.support.fixture_track import RECORD_0, RECORD_1, FixtureTrack
-from tests.support.ui import footer_line, wait_until
+from tests.support.ui import footer_line, notifications, wait_until
 
 
 def auto_session(tmp_path: Path, nodes: int, hold_until: Path | None = None) -> Session:
@@ -133,3 +133,30 @@ async def test_hand_back_gives_the_session_to_the_agent_again_and_no_run_is_lost
             await pilot.press("s")
             await wait_until(pilot, lambda: app.closed, what="the app closed")
 
+
+
+async def test_an_agent_that_spent_its_budget_can_be_taken_over_but_not_handed_back(tmp_path: Path) -> None:
+    """The agent ends by itself once its nodes are used: T still gives the human the session (it was stuck with
+    no working key), and H then says the budget is spent instead of starting an agent that stops at once."""
+    session = auto_session(tmp_path, nodes=1)
+    app = CopilotApp(session)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.driver, AgentDriver) and app.driver.agent.tree is not None
+                         and not app.driver.agent.running and any("agent stopped" in n for n in notifications(app)),
+                         what="the agent to end by itself")
+        assert app.check_action("take_over", ()) is True and not app.check_action("agent_pause", ())
+        await pilot.press("T")
+        await wait_until(pilot, lambda: isinstance(app.driver, CopilotDriver) and app.state.mode == "copilot",
+                         what="co-pilot mode")
+        assert app.check_action("suggest", ()) is True
+        await pilot.press("H")
+        await wait_until(pilot, lambda: any("budget is spent" in n for n in notifications(app)),
+                         what="the refusal")
+        assert isinstance(app.driver, CopilotDriver) and app.state.mode == "copilot"
+        assert [e.get("mode") for e in read_events(session.dir / EVENTS_FILE).events
+                if e.type == "mode_changed"] == ["copilot"]
+        await pilot.press("q")
+        await wait_until(pilot, lambda: app.closed or isinstance(app.screen, QuitModal), what="quit or its question")
+        if not app.closed:
+            await pilot.press("s")
+            await wait_until(pilot, lambda: app.closed, what="the app closed")

@@ -464,3 +464,24 @@ async def test_the_screen_broadcasts_to_every_pane_mounted_now(tmp_path: Path) -
         await parent.mount(new)
         assert new in screen.receivers() and len(screen.receivers()) == 6
         await pilot.press("q")
+
+
+async def test_a_watched_runs_tail_comes_from_its_watcher_and_a_finished_runs_from_its_file(tmp_path: Path) -> None:
+    """The log tail is seeded from a run's output.log only when no watcher follows it: a watcher reads the file
+    from the start and hands out every line, so seeding a watched run as well showed its first lines twice."""
+    session = new_session(tmp_path)
+    hold = await hold_runs_after_step_2(session, tmp_path)
+    app = CopilotApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await wait_until(pilot, lambda: app.state.live_runs and app.state.live_runs[0].point_count >= 2,
+                         what="the run held after step 2")
+        run_id = app.state.live_runs[0].run_id
+        assert (session.dir / "runs" / run_id / "output.log").read_text().strip()  # the file has lines
+        assert session.is_watching(run_id) and app._log_tail_of(run_id) == []
+        hold.unlink()
+        await wait_until(pilot, lambda: app.state.runs[run_id].result is not None and not session.is_watching(run_id),
+                         what="the run's end")
+        from_file = app._log_tail_of(run_id)
+        assert from_file and from_file == app.ui.logs.lines(run_id)[-len(from_file):]
+        await pilot.press("q")

@@ -256,8 +256,9 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         agent = AutonomousAgent(session, policy, budget, int(saved.get("seed", 0) or 0), close_on_finish=False,
                                 allow_guard_override=session.options.agent_guard_override,
                                 parallel=int(saved.get("parallel", 1) or 1), mode_changed_by=switched_by)
-        self.notify(f"autonomous mode: policy {policy.name}, {budget_fields['nodes']} nodes · P pause/resume · "
-                    "T take over")
+        if switched_by == "agent":  # a hand-back says so itself
+            self.notify(f"autonomous mode: policy {policy.name}, {budget_fields['nodes']} nodes · P pause/resume · "
+                        "T take over")
         return AgentDriver(session, agent)
 
     def use_driver(self, driver: Driver) -> None:
@@ -284,6 +285,8 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
         session = self.session
         if session is None:
             return []
+        if session.is_watching(run_id):  # its watcher hands out every line from the start: reading the file
+            return []                    # too would show the lines it had not read yet twice
         return session.scrub.lines(read_tail(session.dir / "runs" / run_id / "output.log"))
 
     def on_unmount(self) -> None:

@@ -93,6 +93,8 @@ class AgentDriver(Driver):
         self.agent = agent
 
     def allows(self, action: str) -> bool:
+        if action == "take_over":  # also once the agent has ended by itself: the human goes on
+            return True
         if action in AGENT_ACTIONS:
             return bool(self.agent.running)
         return action not in SESSION_ACTIONS | REPLAY_ACTIONS | HAND_BACK_ACTIONS

@@ -652,6 +652,11 @@ class Session:
             self._watchers[run_id] = task
         return task
 
+    def is_watching(self, run_id: str) -> bool:
+        """A watcher follows this run now (it reads the run's output from the start and hands out every line)."""
+        task = self._watchers.get(run_id)
+        return task is not None and not task.done()
+
     async def wait_run(self, run_id: str) -> Any:
         """The RunResult of a live run, when it ends (shielded: the watcher goes on if the waiter stops)."""
         return await asyncio.shield(self.watch(run_id))

@@ -25,20 +25,44 @@ class AgentActions:
             self.notify("agent pauses before its next suggestion or run")
 
     def action_take_over(self: Any) -> None:
+        """Also once the agent has ended by itself (a budget spent): the session goes on in co-pilot mode."""
         agent = self._agent()
-        if agent is None or not agent.running:
+        if agent is None:
             return
         agent.take_over()
+        self._stopping_agent = agent  # it ends at its next check: no new agent until it has
         self.use_driver(CopilotDriver(self.session))
         self.notify("you have the wheel: the session is in co-pilot mode now · H hands it back")
 
     def action_hand_back(self: Any) -> None:
         if not isinstance(self.driver, CopilotDriver) or not self.driver.allows("hand_back"):
             return
-        waiting = self.state.current_suggestion
-        if waiting is not None and waiting.status == "received":
-            self.notify("decide the waiting hunks first (a accept, x reject, c apply), then hand back",
-                        title="hunks are waiting", severity="warning")
+        why_not = self._why_not_hand_back()
+        if why_not:
+            self.notify(why_not, title="not handed back", severity="warning")
             return
-        self.use_driver(self.agent_driver(self.session, switched_by="human"))
+        from copilot.agent.budget import BudgetUsage  # the agent's modules stay out of the app's start
+        from copilot.core.session.events import EVENTS_FILE, read_events
+
+        driver = self.agent_driver(self.session, switched_by="human")
+        usage = BudgetUsage.from_events(read_events(self.session.dir / EVENTS_FILE).events)
+        spent = driver.agent.budget.exhausted(usage)
+        if spent:
+            self.notify(f"the agent's budget is spent ({spent}): the session stays yours", title="not handed back",
+                        severity="warning")
+            return
+        self.use_driver(driver)
         self.notify("the agent has the wheel again: it goes on with its search · T takes over")
+
+    def _why_not_hand_back(self: Any) -> str | None:
+        stopping = getattr(self, "_stopping_agent", None)
+        if stopping is not None and stopping.running:
+            return "the agent is still stopping: press H again in a moment"
+        if len(self.screen_stack) > 1:
+            return "close the dialog first"
+        waiting = self.state.current_suggestion
+        if waiting is not None and waiting.status == "requested":
+            return "a suggestion is on its way: decide it first, then hand back"
+        if waiting is not None and waiting.status == "received":
+            return "decide the waiting hunks first (a accept, x reject, c apply), then hand back"
+        return None

@@ -56,10 +56,7 @@ class RunsPane(Pane):
         logs = view.ui.logs
         run_id = view.ui.selected_run
         if tail.run_id != run_id:
-            run = view.state.runs.get(run_id) if run_id else None
-            # a live run's lines all come from its watcher, which reads its output from the start: seeding it
-            # from the file too would show the lines read before the watcher's first read twice
-            if run_id and not logs.has(run_id) and self.log_tail_of is not None and not (run and run.is_live):
+            if run_id and not logs.has(run_id) and self.log_tail_of is not None:
                 logs.seed(run_id, self.log_tail_of(run_id))
             logs.take_pending(None)
             tail.show_run(run_id, logs.lines(run_id) if run_id else [])
