@@ -239,16 +239,20 @@ class CopilotApp(ReviewActions, WorkActions, AgentActions, ReplayActions, ViewAc
             return CopilotDriver(session)
         return self.agent_driver(session)
 
-    def agent_driver(self, session: "Session", switched_by: str = "agent") -> AgentDriver:
+    def agent_driver(self, session: "Session", switched_by: str = "agent",
+                     events: list[Any] | None = None) -> AgentDriver:
         """The agent the session's log configures (policy, budget, seed, parallel), to drive it from where its
-        search stands: when the app opens an autonomous session, or when a human hands one back."""
+        search stands: when the app opens an autonomous session, or when a human hands one back (`events`: the
+        log, when the caller has read it already)."""
         from copilot.agent.budget import Budget
         from copilot.agent.loop import AutonomousAgent
         from copilot.agent.policies import DEFAULT_NODES, Policy, get_policy
         from copilot.agent.tree import AgentTree
         from copilot.core.session.events import EVENTS_FILE, read_events
 
-        saved = AgentTree.from_events(read_events(session.dir / EVENTS_FILE).events).config or {}
+        if events is None:
+            events = read_events(session.dir / EVENTS_FILE).events
+        saved = AgentTree.from_events(events).config or {}
         budget_fields = dict(saved.get("budget") or session.options.budget or {})
         budget_fields.setdefault("nodes", DEFAULT_NODES)
         budget = Budget.from_dict(budget_fields)

@@ -30,7 +30,6 @@ class AgentActions:
         if agent is None:
             return
         agent.take_over()
-        self._stopping_agent = agent  # it ends at its next check: no new agent until it has
         self.use_driver(CopilotDriver(self.session))
         self.notify("you have the wheel: the session is in co-pilot mode now · H hands it back")
 
@@ -44,9 +43,9 @@ class AgentActions:
         from copilot.agent.budget import BudgetUsage  # the agent's modules stay out of the app's start
         from copilot.core.session.events import EVENTS_FILE, read_events
 
-        driver = self.agent_driver(self.session, switched_by="human")
-        usage = BudgetUsage.from_events(read_events(self.session.dir / EVENTS_FILE).events)
-        spent = driver.agent.budget.exhausted(usage)
+        events = read_events(self.session.dir / EVENTS_FILE).events  # read once: the agent's setup and its budget
+        driver = self.agent_driver(self.session, switched_by="human", events=events)
+        spent = driver.agent.budget.exhausted(BudgetUsage.from_events(events))
         if spent:
             self.notify(f"the agent's budget is spent ({spent}): the session stays yours", title="not handed back",
                         severity="warning")
@@ -55,9 +54,8 @@ class AgentActions:
         self.notify("the agent has the wheel again: it goes on with its search · T takes over")
 
     def _why_not_hand_back(self: Any) -> str | None:
-        stopping = getattr(self, "_stopping_agent", None)
-        if stopping is not None and stopping.running:
-            return "the agent is still stopping: press H again in a moment"
+        if any(worker.group == "agent" and not worker.is_finished for worker in self.workers):
+            return "the agent is still stopping: press H again in a moment"  # it ends at its next check
         if len(self.screen_stack) > 1:
             return "close the dialog first"
         waiting = self.state.current_suggestion
